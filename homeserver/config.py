@@ -1,0 +1,255 @@
+"""Configuration: one TOML file, every key overridable by ``PLAIT_*`` variables and flags.
+
+Precedence, lowest first: built-in defaults, the TOML file, environment
+variables, command-line flags. A top-level key ``server_name`` is overridden by
+``PLAIT_SERVER_NAME``; a key in a table, ``[http] max_json_body``, by
+``PLAIT_HTTP_MAX_JSON_BODY``. Everything is validated once, at start, with a
+message that names the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+
+Registration = Literal["open", "token", "closed"]
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key and says why."""
+
+
+@attrs.define
+class HttpConfig:
+    # Largest JSON request body, bytes (routes may set their own).
+    max_json_body: int = 1024 * 1024
+    # Request line plus headers, bytes; beyond it: 431.
+    max_header_bytes: int = 64 * 1024
+    # Seconds an idle keep-alive connection is kept open.
+    idle_timeout: float = 60.0
+    # Seconds allowed to receive the request line and headers, and then the body.
+    header_timeout: float = 20.0
+    body_timeout: float = 60.0
+    # Seconds in-flight requests get to finish on shutdown.
+    shutdown_grace: float = 10.0
+    # Largest number of connections served at once.
+    max_connections: int = 20000
+
+
+@attrs.define
+class TlsConfig:
+    # Optional TLS listener, e.g. "0.0.0.0:8448" for federation.
+    listen: str = ""
+    cert_path: str = ""
+    key_path: str = ""
+
+
+@attrs.define
+class AuthConfig:
+    # Lifetime of access tokens for clients that asked for a refresh token.
+    access_token_lifetime_s: int = 300
+    # Lifetime of a refresh token that is never used.
+    refresh_token_lifetime_s: int = 30 * 24 * 3600
+    # Seconds a revocation may take to be seen from the session cache (0: never cache).
+    session_cache_s: float = 0.0
+
+
+@attrs.define
+class RateLimitConfig:
+    # One switch turns every limit off (benchmarks on loopback).
+    enabled: bool = True
+    # Token buckets: sustained rate per second and burst size.
+    login_per_second: float = 0.5
+    login_burst: int = 10
+    register_per_second: float = 0.2
+    register_burst: int = 5
+    writes_per_second: float = 10.0
+    writes_burst: int = 50
+
+
+@attrs.define
+class Config:
+    server_name: str = "localhost"
+    listen: str = "127.0.0.1:8008"
+    data_dir: str = "./data"
+    # Empty: SQLite in the data directory.
+    database_url: str = ""
+    redis_url: str = ""
+    # Empty: "open" when listening on loopback only, otherwise "closed".
+    registration: str = ""
+    public_baseurl: str = ""
+    default_room_version: str = "10"
+    log_level: str = "INFO"
+    http: HttpConfig = attrs.field(factory=HttpConfig)
+    tls: TlsConfig = attrs.field(factory=TlsConfig)
+    auth: AuthConfig = attrs.field(factory=AuthConfig)
+    rate_limits: RateLimitConfig = attrs.field(factory=RateLimitConfig)
+
+    # -- derived values -------------------------------------------------------
+
+    @property
+    def listen_host(self) -> str:
+        return split_host_port(self.listen)[0]
+
+    @property
+    def listen_port(self) -> int:
+        return split_host_port(self.listen)[1]
+
+    @property
+    def effective_registration(self) -> Registration:
+        if self.registration in ("open", "token", "closed"):
+            return self.registration  # type: ignore[return-value]
+        return "open" if is_loopback(self.listen_host) else "closed"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.data_dir).resolve() / 'plait.db'}"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_baseurl:
+            return self.public_baseurl.rstrip("/")
+        host = self.listen_host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.listen_port}"
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` or ``[v6]:PORT``."""
+    if value.startswith("["):
+        host, sep, port = value[1:].partition("]:")
+    else:
+        host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"listen: {value!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_SECTIONS = {"http": HttpConfig, "tls": TlsConfig, "auth": AuthConfig, "rate_limits": RateLimitConfig}
+
+
+def _coerce(key: str, value: Any, target: Any) -> Any:
+    """Convert ``value`` to the type of the default ``target``, or explain why not."""
+    try:
+        if isinstance(target, bool):
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(target, int):
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if isinstance(target, float):
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if isinstance(target, str):
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except ValueError:
+        pass
+    raise ConfigError(f"{key}: expected {type(target).__name__}, got {value!r}")
+
+
+def _apply(obj: Any, values: Mapping[str, Any], prefix: str = "") -> None:
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if key in _SECTIONS and not prefix:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"[{key}] must be a table")
+            _apply(getattr(obj, key), value, f"{key}.")
+            continue
+        if not hasattr(obj, key) or key.startswith("_") or isinstance(getattr(type(obj), key, None), property):
+            raise ConfigError(f"unknown configuration key {name!r}")
+        setattr(obj, key, _coerce(name, value, getattr(obj, key)))
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    defaults = Config()
+    for var, value in env.items():
+        if not var.startswith("PLAIT_"):
+            continue
+        key = var[len("PLAIT_") :].lower()
+        for section in _SECTIONS:
+            if key.startswith(section + "_") and hasattr(getattr(defaults, section), key[len(section) + 1 :]):
+                out.setdefault(section, {})[key[len(section) + 1 :]] = value
+                break
+        else:
+            if hasattr(defaults, key) and key not in _SECTIONS:
+                out[key] = value
+    return out
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the configuration from defaults, file, environment and flag overrides."""
+    config = Config()
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {os.fspath(path)!r} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {os.fspath(path)!r}: {e}") from None
+        _apply(config, data)
+    _apply(config, _from_env(os.environ if env is None else env))
+    if overrides:
+        _apply(config, {k: v for k, v in overrides.items() if v is not None})
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    from homeserver.core.identifiers import is_valid_server_name
+
+    if not is_valid_server_name(config.server_name):
+        raise ConfigError(f"server_name: {config.server_name!r} is not a valid server name")
+    split_host_port(config.listen)
+    if config.registration not in ("", "open", "token", "closed"):
+        raise ConfigError("registration: must be one of open, token, closed")
+    if config.tls.listen:
+        split_host_port(config.tls.listen)
+        if not (config.tls.cert_path and config.tls.key_path):
+            raise ConfigError("tls: listen is set, so cert_path and key_path are required")
+    url = config.effective_database_url
+    if not (url.startswith("sqlite") or url.startswith("postgresql")):
+        raise ConfigError("database_url: only sqlite:/// and postgresql:// URLs are supported")
+    for name in ("max_json_body", "max_header_bytes", "max_connections"):
+        if getattr(config.http, name) <= 0:
+            raise ConfigError(f"http.{name}: must be positive")
+    for name in ("idle_timeout", "header_timeout", "body_timeout", "shutdown_grace"):
+        if getattr(config.http, name) <= 0:
+            raise ConfigError(f"http.{name}: must be positive")
+    if config.auth.access_token_lifetime_s <= 0:
+        raise ConfigError("auth.access_token_lifetime_s: must be positive")
+    if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("log_level: one of DEBUG, INFO, WARNING, ERROR")

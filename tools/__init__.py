@@ -1,0 +1,1 @@
+"""The ``plait`` command: the composition root that wires homeserver, client_api and federation."""
