@@ -162,7 +162,9 @@ class Router:
             found = self._walk(child, segments, i + 1, params)
             if found is not None:
                 return found
-        if node.param is not None and seg:
+        # An empty segment only binds a parameter at the end of the path: clients
+        # send the empty state key as a trailing slash (``/state/m.room.name/``).
+        if node.param is not None and (seg or i == len(segments) - 1):
             params[node.param_name] = unquote(seg)
             found = self._walk(node.param, segments, i + 1, params)
             if found is not None:

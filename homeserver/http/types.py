@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any, Union
+from typing import Any
 
 import attrs
 
 from homeserver.errors import bad_json, not_json
 
-JSONValue = Union[dict[str, Any], list[Any], str, int, float, bool, None]
+JSONValue = dict[str, Any] | list[Any] | str | int | float | bool | None
 
 # Compact, UTF-8 JSON: what every response body uses.
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)

@@ -1,0 +1,109 @@
+"""The commented TOML file that ``plait generate-config`` writes."""
+
+from __future__ import annotations
+
+TEMPLATE = """\
+# Plait homeserver configuration.
+#
+# Every key can also be set with an environment variable: PLAIT_<KEY> for a
+# top-level key (PLAIT_SERVER_NAME), PLAIT_<TABLE>_<KEY> for a key in a table
+# (PLAIT_HTTP_MAX_JSON_BODY). Flags of `plait serve` override both.
+
+# The domain in your users' IDs (@alice:<server_name>). It cannot change later.
+server_name = "{server_name}"
+
+# Where the client API listens, HOST:PORT. Use 0.0.0.0:8008 (behind a reverse
+# proxy that terminates TLS) to serve other machines.
+listen = "{listen}"
+
+# Where Plait keeps its SQLite database, signing keys and media.
+data_dir = "{data_dir}"
+
+# Empty: SQLite in data_dir. For PostgreSQL:
+#   database_url = "postgresql://user@127.0.0.1:5432/plait"
+database_url = "{database_url}"
+
+# Redis for several worker processes (not needed for one process).
+redis_url = ""
+
+# Who may create accounts: "open", "token" (needs a registration token) or
+# "closed". Empty: "open" while listening on loopback only, otherwise "closed".
+registration = "{registration}"
+
+# The URL clients use to reach this server (for /.well-known/matrix/client).
+# Empty: derived from `listen`.
+public_baseurl = ""
+
+# Room version for new rooms: "10", "11" or "12".
+default_room_version = "10"
+
+# DEBUG, INFO, WARNING or ERROR.
+log_level = "INFO"
+
+[http]
+# Largest JSON request body in bytes (413 M_TOO_LARGE beyond it).
+max_json_body = 1048576
+# Largest request line plus headers in bytes (431 beyond it).
+max_header_bytes = 65536
+# Seconds an idle keep-alive connection stays open.
+idle_timeout = 60.0
+# Seconds a client has to send its headers, then its body.
+header_timeout = 20.0
+body_timeout = 60.0
+# Seconds in-flight requests get to finish on shutdown (SIGINT/SIGTERM).
+shutdown_grace = 10.0
+# Most connections served at once.
+max_connections = 20000
+
+[tls]
+# Optional TLS listener (federation needs one), e.g. "0.0.0.0:8448".
+# `plait generate-config --self-signed-tls` writes a certificate and key.
+listen = "{tls_listen}"
+cert_path = "{tls_cert}"
+key_path = "{tls_key}"
+
+[auth]
+# Lifetime in seconds of access tokens of clients that use refresh tokens.
+access_token_lifetime_s = 300
+# Lifetime in seconds of an unused refresh token.
+refresh_token_lifetime_s = 2592000
+# Seconds a session check may be cached. 0: logout revokes at once.
+session_cache_s = 0.0
+
+[rate_limits]
+# false turns every rate limit off (benchmarks on loopback only!).
+enabled = true
+login_per_second = 0.5
+login_burst = 10
+register_per_second = 0.2
+register_burst = 5
+writes_per_second = 10.0
+writes_burst = 50
+"""
+
+
+def render(
+    *,
+    server_name: str = "localhost",
+    listen: str = "127.0.0.1:8008",
+    data_dir: str = "./data",
+    database_url: str = "",
+    registration: str = "",
+    tls_listen: str = "",
+    tls_cert: str = "",
+    tls_key: str = "",
+) -> str:
+    def q(value: str) -> str:
+        # TOML basic strings: escape backslashes and quotes.
+        return value.replace("\\", "\\\\").replace('"', '\\"')
+
+    return TEMPLATE.format(
+        server_name=q(server_name),
+        listen=q(listen),
+        data_dir=q(data_dir),
+        database_url=q(database_url),
+        registration=q(registration),
+        tls_listen=q(tls_listen),
+        tls_cert=q(tls_cert),
+        tls_key=q(tls_key),
+    )
