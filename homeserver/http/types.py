@@ -42,8 +42,10 @@ class Request:
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object, or a Matrix error saying why it is not one."""
-        if not self.body:
-            raise not_json("Request body is empty; a JSON object was expected.")
+        if not self.body.strip():
+            # Clients send an empty body for POSTs that take no parameters
+            # (matrix_brief 1.1): treat it as ``{}``.
+            return {}
         try:
             value = json.loads(self.body, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError, RecursionError):
