@@ -1,0 +1,392 @@
+"""One HTTP/1.1 connection: h11 parses, we route, call the handler and answer.
+
+h11 handles one request at a time, so pipelined requests are answered in order
+without any extra bookkeeping. Every wait on the peer runs under the
+connection's single cancel scope, whose deadline we move as the connection
+passes through its phases (idle, reading, handling, sending): one scope per
+connection is cheaper than a fresh ``fail_after`` per wait, and when a deadline
+passes the whole connection closes, which is what a slow-loris deserves.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import h11
+import trio
+
+from homeserver.config import HttpConfig
+from homeserver.errors import MatrixError, too_large
+from homeserver.http import wire
+from homeserver.http.router import Route, Router
+from homeserver.http.types import Request, Response
+
+log = logging.getLogger("plait.http")
+access_log = logging.getLogger("plait.access")
+
+RECEIVE_SIZE = 65536
+# After answering a request whose body we did not read, read and discard at
+# most this much (for at most DRAIN_SECONDS) before closing, so the peer sees
+# our response instead of a TCP reset.
+DRAIN_BYTES = 16 * 1024 * 1024
+DRAIN_SECONDS = 1.0
+
+
+class Phase(enum.Enum):
+    IDLE = "idle"  # waiting for the first byte of the next request
+    READING = "reading"  # request line, headers or body
+    HANDLING = "handling"  # the handler runs
+    SENDING = "sending"
+    UPGRADED = "upgraded"  # handed over to the WebSocket handler
+
+
+class ConnectionOwner(Protocol):
+    """What a connection needs from the server that accepted it."""
+
+    @property
+    def router(self) -> Router: ...
+
+    @property
+    def config(self) -> HttpConfig: ...
+
+    @property
+    def shutting_down(self) -> bool: ...
+
+    def count_request(self) -> None: ...
+
+
+class _CloseConnection(Exception):
+    """Abort the connection without a response (the response already started)."""
+
+
+class HttpConnection:
+    def __init__(self, owner: ConnectionOwner, stream: trio.abc.Stream, remote: str) -> None:
+        self._owner = owner
+        self._config = owner.config
+        self._router = owner.router
+        self._stream = stream
+        self.remote = remote
+        self._h11 = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self._config.max_header_bytes
+        )
+        self._scope = trio.CancelScope()
+        self.phase = Phase.IDLE
+
+    # -- lifetime -----------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Answer requests until the peer leaves, a deadline passes, or we shut down."""
+        drain = False
+        with self._scope:
+            try:
+                drain = await self._serve_requests()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the peer went away, or the TLS handshake failed
+            except _CloseConnection:
+                pass
+        await self._close(drain)
+
+    def on_shutdown(self) -> None:
+        """Close now if nothing is in flight; otherwise the current request finishes first."""
+        if self.phase is Phase.IDLE or self.phase is Phase.UPGRADED:
+            self._scope.cancel()
+
+    def cancel(self) -> None:
+        self._scope.cancel()
+
+    async def _close(self, drain: bool) -> None:
+        stream = self._stream
+        if drain and isinstance(stream, trio.SocketStream):
+            # RFC 9112 §9.6: close in stages so the peer can read our answer.
+            with trio.move_on_after(DRAIN_SECONDS):
+                try:
+                    await stream.send_eof()
+                    drained = 0
+                    while drained < DRAIN_BYTES:
+                        data = await stream.receive_some(RECEIVE_SIZE)
+                        if not data:
+                            break
+                        drained += len(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+        await trio.aclose_forcefully(stream)
+
+    # -- the request loop ---------------------------------------------------
+
+    async def _serve_requests(self) -> bool:
+        """Returns whether unread request bytes may remain (the close should drain)."""
+        conn = self._h11
+        config = self._config
+        scope = self._scope
+        while True:
+            if self._owner.shutting_down:
+                return False
+            if conn.trailing_data[0]:
+                self.phase = Phase.READING
+                scope.deadline = trio.current_time() + config.header_timeout
+            else:
+                self.phase = Phase.IDLE
+                scope.deadline = trio.current_time() + config.idle_timeout
+            try:
+                event = await self._next_event()
+            except h11.RemoteProtocolError as exc:
+                await self._answer_protocol_error(exc)
+                return True
+            if type(event) is not h11.Request:
+                return False  # ConnectionClosed: the peer is done
+            keep_alive = await self._answer(event)
+            if not keep_alive:
+                return conn.their_state is not h11.DONE
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return False
+            conn.start_next_cycle()
+
+    async def _next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        conn = self._h11
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self._stream.receive_some(RECEIVE_SIZE)
+            if self.phase is Phase.IDLE and data:
+                # The first byte of a request starts the header clock.
+                self.phase = Phase.READING
+                self._scope.deadline = trio.current_time() + self._config.header_timeout
+            conn.receive_data(bytes(data))
+
+    async def _answer(self, event: h11.Request) -> bool:
+        """Route, read the body, run the handler, respond. Returns keep-alive."""
+        started = time.perf_counter()
+        request_id = wire.next_request_id()
+        request = wire.build_request(event, self.remote, request_id)
+        self._owner.count_request()
+        route: Route | None = None
+        response: Response | None = None
+        if event.method == b"OPTIONS":
+            # Client-Server API "Web Browser Clients": a preflight never runs the endpoint.
+            response = Response(status=204)
+        else:
+            try:
+                route, request.path_params = self._router.resolve(request.method, request.path)
+            except MatrixError as exc:
+                response = wire.error_response(exc)
+        if route is not None:
+            if route.websocket is not None:
+                from homeserver.http.websocket import serve_upgrade
+
+                self.phase = Phase.UPGRADED
+                await serve_upgrade(self, event, request, route.websocket, started)
+                return False
+            try:
+                request.body = await self._read_body(request, route)
+            except MatrixError as exc:
+                response = wire.error_response(exc)
+            except h11.RemoteProtocolError as exc:
+                response = protocol_error(exc)
+            else:
+                response = await self._call(route, request)
+        assert response is not None
+        if self._h11.their_state is not h11.DONE:
+            self._discard_buffered_body()
+        close = self._owner.shutting_down or self._h11.their_state is not h11.DONE
+        sent = await self._send_response(event.method, response, request_id, close)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "%s %s %s %d %d %.1fms %s",
+                self.remote,
+                request.method,
+                request.path,
+                response.status,
+                sent,
+                (time.perf_counter() - started) * 1000.0,
+                request_id,
+            )
+        return not close and self._h11.our_state is h11.DONE
+
+    async def _read_body(self, request: Request, route: Route) -> bytes:
+        """The whole body, or 413 ``M_TOO_LARGE`` as soon as it is clearly too big."""
+        limit = route.max_body if route.max_body is not None else self._config.max_json_body
+        declared = request.headers.get("content-length")
+        if declared is None and "transfer-encoding" not in request.headers:
+            # No body at all; h11 yields EndOfMessage without any I/O.
+            event = self._h11.next_event()
+            if type(event) is h11.EndOfMessage:
+                return b""
+            raise AssertionError(f"unexpected h11 event {event!r}")  # pragma: no cover
+        if declared is not None and _content_length(declared) > limit:
+            raise too_large(f"Request body exceeds the limit of {limit} bytes")
+        if self._h11.they_are_waiting_for_100_continue:
+            await self._stream.send_all(
+                self._h11.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+            )
+        self._scope.deadline = trio.current_time() + self._config.body_timeout
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            event = await self._next_event()
+            if type(event) is h11.Data:
+                total += len(event.data)
+                if total > limit:
+                    raise too_large(f"Request body exceeds the limit of {limit} bytes")
+                chunks.append(bytes(event.data))
+            elif type(event) is h11.EndOfMessage:
+                return b"".join(chunks)
+            else:  # pragma: no cover - h11 yields only Data/EndOfMessage here
+                raise AssertionError(f"unexpected h11 event {event!r}")
+
+    def _discard_buffered_body(self) -> None:
+        """Skip what is already buffered of a body we will not read; never waits."""
+        conn = self._h11
+        try:
+            while conn.their_state is h11.SEND_BODY:
+                event = conn.next_event()
+                if event is h11.NEED_DATA or event is h11.PAUSED:
+                    return
+        except h11.RemoteProtocolError:
+            return
+
+    async def _call(self, route: Route, request: Request) -> Response:
+        handler = route.handler
+        assert handler is not None
+        self.phase = Phase.HANDLING
+        self._scope.deadline = math.inf
+        try:
+            return await handler(request)
+        except MatrixError as exc:
+            return wire.error_response(exc)
+        except Exception:
+            log.exception(
+                "Unhandled error in %s %s (request id %s)",
+                request.method,
+                request.path,
+                request.request_id,
+            )
+            return wire.internal_error(request.request_id)
+
+    # -- responses ----------------------------------------------------------
+
+    async def _answer_protocol_error(self, exc: h11.RemoteProtocolError) -> None:
+        """A malformed request: 400 (or 431 for oversized headers), then close."""
+        request_id = wire.next_request_id()
+        log.info("Malformed request from %s (request id %s): %s", self.remote, request_id, exc)
+        await self._send_response(b"GET", protocol_error(exc), request_id, close=True)
+
+    async def _send_response(
+        self, method: bytes, response: Response, request_id: str, close: bool
+    ) -> int:
+        """Send one response; returns the number of body bytes sent."""
+        self.phase = Phase.SENDING
+        self._scope.deadline = trio.current_time() + self._config.body_timeout
+        try:
+            head = h11.Response(
+                status_code=response.status,
+                headers=self._response_headers(response, request_id, close),
+                reason=wire.REASONS.get(response.status, b""),
+            )
+        except h11.LocalProtocolError:
+            log.exception("Handler produced an invalid response (request id %s)", request_id)
+            response = wire.internal_error(request_id)
+            head = h11.Response(
+                status_code=500,
+                headers=self._response_headers(response, request_id, close),
+                reason=b"Internal Server Error",
+            )
+        conn = self._h11
+        if response.stream is not None:
+            return await self._send_stream(method, head, response.stream, request_id)
+        data = conn.send(head) or b""
+        body = response.body
+        if body and method != b"HEAD":
+            data += conn.send(h11.Data(data=body)) or b""
+        data += conn.send(h11.EndOfMessage()) or b""
+        await self._stream.send_all(data)
+        return len(body) if method != b"HEAD" else 0
+
+    def _response_headers(
+        self, response: Response, request_id: str, close: bool
+    ) -> list[tuple[bytes, bytes]]:
+        headers = [(name.encode("ascii"), value.encode()) for name, value in response.headers]
+        headers.append(wire.SERVER_HEADER)
+        headers.extend(wire.CORS_HEADERS)
+        headers.append((b"x-request-id", request_id.encode("ascii")))
+        status = response.status
+        if status != 204 and status != 304:
+            if response.stream is None:
+                headers.append((b"content-length", str(len(response.body)).encode("ascii")))
+            elif response.content_length is not None:
+                headers.append((b"content-length", str(response.content_length).encode("ascii")))
+        if close:
+            headers.append(wire.CLOSE_HEADER)
+        return headers
+
+    async def _send_stream(
+        self, method: bytes, head: h11.Response, stream: AsyncIterator[bytes], request_id: str
+    ) -> int:
+        conn = self._h11
+        sent = 0
+        try:
+            await self._stream.send_all(conn.send(head) or b"")
+            if method != b"HEAD":
+                timeout = self._config.body_timeout
+                async for chunk in stream:
+                    if not chunk:
+                        continue
+                    # The producer may be slow (remote media); only our sends are timed.
+                    self._scope.deadline = trio.current_time() + timeout
+                    await self._stream.send_all(conn.send(h11.Data(data=chunk)) or b"")
+                    self._scope.deadline = math.inf
+                    sent += len(chunk)
+            await self._stream.send_all(conn.send(h11.EndOfMessage()) or b"")
+        except h11.LocalProtocolError:
+            log.exception("Streamed body did not match its length (request id %s)", request_id)
+            raise _CloseConnection from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise
+        except Exception:
+            log.exception("Streamed body failed (request id %s)", request_id)
+            raise _CloseConnection from None
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                    await aclose()
+        return sent
+
+    # -- for the WebSocket upgrade -------------------------------------------
+
+    @property
+    def stream(self) -> trio.abc.Stream:
+        return self._stream
+
+    @property
+    def h11_connection(self) -> h11.Connection:
+        return self._h11
+
+    @property
+    def scope(self) -> trio.CancelScope:
+        return self._scope
+
+    async def send_plain(self, method: bytes, response: Response, request_id: str) -> None:
+        """Answer (and then close) without the normal request bookkeeping."""
+        await self._send_response(method, response, request_id, close=True)
+
+
+def protocol_error(exc: h11.RemoteProtocolError) -> Response:
+    """The answer to a request h11 could not parse: whose fault it was, and why."""
+    status = exc.error_status_hint if 400 <= exc.error_status_hint < 500 else 400
+    if status == 431:
+        return wire.plain_error(431, "M_TOO_LARGE", "Request line and headers are too large")
+    return wire.plain_error(status, "M_UNRECOGNIZED", f"Malformed HTTP request: {exc}")
+
+
+def _content_length(value: str) -> int:
+    # h11 has already checked the value is digits and that repeats agree.
+    try:
+        return int(value.partition(",")[0])
+    except ValueError:
+        return 0

@@ -1,0 +1,109 @@
+"""What every response carries, and turning h11 requests into :class:`Request` values.
+
+Kept apart from the connection loop so the per-request work is easy to see and
+to measure: the constant headers are encoded once, at import.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from http import HTTPStatus
+from urllib.parse import parse_qs
+
+import h11
+
+from homeserver.errors import MatrixError
+from homeserver.http.types import Request, Response, encode_json
+
+# Client-Server API, "Web Browser Clients": every response carries these, so a
+# browser's preflight and its real request both pass (matrix_brief.md §1.1).
+CORS_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, POST, PUT, DELETE, OPTIONS"),
+    (b"access-control-allow-headers", b"X-Requested-With, Content-Type, Authorization"),
+]
+SERVER_HEADER: tuple[bytes, bytes] = (b"server", b"Plait")
+CLOSE_HEADER: tuple[bytes, bytes] = (b"connection", b"close")
+JSON_CONTENT_TYPE: tuple[bytes, bytes] = (b"content-type", b"application/json")
+
+# Reason phrases, encoded once (h11 would otherwise send an empty one).
+REASONS: dict[int, bytes] = {int(s): s.phrase.encode("ascii") for s in HTTPStatus}
+
+# A request id is a per-process random prefix plus a counter: unique across the
+# workers of one deployment, short in logs, and free of per-request randomness.
+_ID_PREFIX = os.urandom(3).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def next_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
+
+
+def build_request(event: h11.Request, remote: str, request_id: str) -> Request:
+    """The handler-facing view of an h11 request.
+
+    Header names arrive lower-cased from h11; repeated headers are joined with
+    ``", "`` (RFC 9110 §5.3). The path stays percent-encoded: the router decodes
+    the parameters it matches.
+    """
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in event.headers:
+        name = raw_name.decode("ascii")
+        value = raw_value.decode("latin-1")
+        previous = headers.get(name)
+        headers[name] = value if previous is None else f"{previous}, {value}"
+    target = event.target.decode("latin-1")
+    path, _, query_string = target.partition("?")
+    if not path.startswith("/"):
+        path = _origin_form(path)
+    query = parse_qs(query_string, keep_blank_values=True) if query_string else {}
+    return Request(
+        method=event.method.decode("ascii"),
+        path=path,
+        query=query,
+        headers=headers,
+        remote=remote,
+        request_id=request_id,
+    )
+
+
+def _origin_form(path: str) -> str:
+    """Reduce an absolute-form target (``http://host/p``, RFC 9112 §3.2.2) to its path."""
+    scheme_sep = path.find("://")
+    if scheme_sep == -1:
+        return path  # "*" (OPTIONS) or garbage: routing answers it
+    slash = path.find("/", scheme_sep + 3)
+    return path[slash:] if slash != -1 else "/"
+
+
+def error_response(error: MatrixError) -> Response:
+    return Response(
+        status=error.status,
+        headers=[("Content-Type", "application/json"), *error.headers],
+        body=encode_json(error.to_json()),
+    )
+
+
+def internal_error(request_id: str) -> Response:
+    body = {"errcode": "M_UNKNOWN", "error": f"Internal server error (request id {request_id})"}
+    return Response(status=500, headers=[("Content-Type", "application/json")], body=encode_json(body))
+
+
+def plain_error(status: int, errcode: str, error: str) -> Response:
+    return error_response(MatrixError(status, errcode, error))
+
+
+def strip_query(target: bytes) -> str:
+    """The path of a raw target, for logs: the query may carry ``access_token``."""
+    return target.partition(b"?")[0].decode("latin-1")
+
+
+def format_peer(address: object) -> str:
+    """``ip:port`` (``[ip]:port`` for IPv6) of a socket address tuple."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        if isinstance(host, str) and ":" in host:
+            return f"[{host}]:{port}"
+        return f"{host}:{port}"
+    return str(address)
