@@ -58,6 +58,10 @@ class AuthConfig:
     refresh_token_lifetime_s: int = 30 * 24 * 3600
     # Seconds a revocation may take to be seen from the session cache (0: never cache).
     session_cache_s: float = 0.0
+    # argon2id cost for password hashes (argon2-cffi defaults; tests lower them).
+    argon2_time_cost: int = 3
+    argon2_memory_cost_kib: int = 65536
+    argon2_parallelism: int = 4
 
 
 @attrs.define

@@ -1,0 +1,363 @@
+"""Logins, access tokens, refresh tokens, logout: who is making this request?
+
+Every authenticated request checks the session row its JWT names (through a
+short cache when ``auth.session_cache_s`` > 0), so logout, device deletion,
+deactivation and refresh-token reuse take effect at once. Secrets (passwords,
+tokens) are never logged; log lines name users and devices only.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+from sqlalchemy.engine import Connection
+
+from homeserver.accounts import tokens
+from homeserver.accounts.passwords import PasswordHasher
+from homeserver.config import AuthConfig
+from homeserver.errors import MatrixError, forbidden, missing_token, unknown_token
+from homeserver.http.types import Request
+from homeserver.storage import accounts as accounts_db
+from homeserver.storage import devices as devices_db
+from homeserver.storage import sessions as sessions_db
+from homeserver.storage.database import Database
+
+if TYPE_CHECKING:
+    from homeserver.homeserver import HomeServer
+
+log = logging.getLogger(__name__)
+
+# Writing last_seen on every request would turn reads into writes; once in a while is enough.
+LAST_SEEN_INTERVAL_S = 300.0
+MAX_DEVICE_ID_LENGTH = 255
+_SESSION_CACHE_MAX = 100_000
+
+
+@attrs.frozen
+class Requester:
+    """The authenticated caller of a request."""
+
+    user_id: str
+    device_id: str
+    session_id: str
+    is_guest: bool = False
+
+
+@attrs.frozen
+class LoginResult:
+    user_id: str
+    device_id: str
+    access_token: str
+    refresh_token: str | None
+    expires_in_ms: int | None
+
+    def to_json(self) -> dict[str, object]:
+        body: dict[str, object] = {
+            "user_id": self.user_id,
+            "device_id": self.device_id,
+            "access_token": self.access_token,
+        }
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+        if self.expires_in_ms is not None:
+            body["expires_in_ms"] = self.expires_in_ms
+        return body
+
+
+@attrs.frozen
+class _NewSession:
+    """What a login writes, decided before the transaction (so it can be composed)."""
+
+    session_id: str
+    device_id: str
+    refresh_token: str | None
+    refresh_expiry_ms: int | None
+
+
+def new_device_id() -> str:
+    return "".join(secrets.choice(string.ascii_uppercase) for _ in range(10))
+
+
+class AuthService:
+    def __init__(
+        self,
+        config: AuthConfig,
+        database: Database,
+        passwords: PasswordHasher,
+        secret: bytes,
+        clock: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self.database = database
+        self.passwords = passwords
+        self._secret = secret
+        self._clock = clock
+        self._session_cache: dict[str, tuple[sessions_db.SessionRow, float]] = {}
+        self._last_seen: dict[tuple[str, str], float] = {}
+
+    # -- logging in -----------------------------------------------------------
+
+    def plan_session(self, device_id: str | None, want_refresh: bool) -> _NewSession:
+        refresh = tokens.new_refresh_token() if want_refresh else None
+        expiry = None
+        if refresh is not None:
+            expiry = int((self._clock() + self.config.refresh_token_lifetime_s) * 1000)
+        return _NewSession(tokens.new_session_id(), device_id or new_device_id(), refresh, expiry)
+
+    def write_session(
+        self,
+        conn: Connection,
+        user_id: str,
+        plan: _NewSession,
+        *,
+        display_name: str | None,
+        ip: str | None,
+    ) -> list[str]:
+        """Create (or reuse) the device and a new session; return sessions it replaced.
+
+        Spec (``POST /login`` ``device_id``): logging in with an existing device ID
+        reuses the device and invalidates the access tokens it had.
+        """
+        now_ms = int(self._clock() * 1000)
+        replaced = sessions_db.delete_device_sessions(conn, user_id, [plan.device_id])
+        devices_db.upsert_device(
+            conn,
+            user_id=user_id,
+            device_id=plan.device_id,
+            display_name=display_name,
+            now_ms=now_ms,
+            ip=ip,
+        )
+        sessions_db.create_session(
+            conn,
+            session_id=plan.session_id,
+            user_id=user_id,
+            device_id=plan.device_id,
+            now_ms=now_ms,
+            refresh_token_hash=None
+            if plan.refresh_token is None
+            else tokens.hash_refresh_token(plan.refresh_token),
+            refresh_expiry_ts=plan.refresh_expiry_ms,
+        )
+        return replaced
+
+    def mint(self, user_id: str, plan: _NewSession, generation: int = 0) -> LoginResult:
+        """The tokens for a session just written (refreshable sessions get expiring ones)."""
+        now = int(self._clock())
+        expires_at = None
+        expires_in_ms = None
+        if plan.refresh_token is not None:
+            expires_at = now + self.config.access_token_lifetime_s
+            expires_in_ms = self.config.access_token_lifetime_s * 1000
+        access = tokens.encode_access_token(
+            tokens.AccessClaims(
+                user_id, plan.device_id, plan.session_id, generation, now, expires_at
+            ),
+            self._secret,
+        )
+        return LoginResult(user_id, plan.device_id, access, plan.refresh_token, expires_in_ms)
+
+    async def login(
+        self,
+        user_id: str,
+        *,
+        device_id: str | None,
+        display_name: str | None,
+        want_refresh: bool,
+        ip: str | None,
+    ) -> LoginResult:
+        plan = self.plan_session(device_id, want_refresh)
+        replaced = await self.database.run(
+            lambda conn: self.write_session(conn, user_id, plan, display_name=display_name, ip=ip)
+        )
+        self.forget_sessions(replaced)
+        log.info("login: %s on device %s", user_id, plan.device_id)
+        return self.mint(user_id, plan)
+
+    async def check_password(
+        self, user_id: str | None, password: str
+    ) -> accounts_db.UserRow | None:
+        """The active user if ``password`` is theirs; None otherwise (equal work either way)."""
+        user = None
+        if user_id is not None:
+            user = await self.database.read(lambda conn: accounts_db.get_user(conn, user_id))
+        usable = user is not None and not user.deactivated
+        ok = await self.passwords.verify(user.password_hash if usable and user else None, password)
+        return user if ok and usable else None
+
+    # -- refreshing -----------------------------------------------------------
+
+    async def refresh(self, refresh_token: str) -> LoginResult:
+        """Spec: ``POST /refresh``. Single use, rotated; reuse revokes the whole session."""
+        new_refresh = tokens.new_refresh_token()
+        now = self._clock()
+        expiry = int((now + self.config.refresh_token_lifetime_s) * 1000)
+        result, row = await self.database.run(
+            lambda conn: sessions_db.refresh_session(
+                conn,
+                presented_hash=tokens.hash_refresh_token(refresh_token),
+                new_hash=tokens.hash_refresh_token(new_refresh),
+                new_expiry_ts=expiry,
+                now_ms=int(now * 1000),
+            )
+        )
+        if result is sessions_db.RefreshResult.REUSED:
+            if row is not None:
+                self.forget_sessions([row.session_id])
+                log.warning(
+                    "refresh token reused: revoked session of %s on device %s",
+                    row.user_id,
+                    row.device_id,
+                )
+            raise unknown_token("Refresh token already used; the session is revoked")
+        if result is not sessions_db.RefreshResult.ROTATED or row is None:
+            raise unknown_token("Unknown or expired refresh token")
+        self.forget_sessions([row.session_id])
+        plan = _NewSession(row.session_id, row.device_id, new_refresh, expiry)
+        return self.mint(row.user_id, plan, row.generation)
+
+    # -- checking a request ---------------------------------------------------
+
+    async def authenticate(self, access_token: str | None, ip: str | None) -> Requester:
+        if access_token is None:
+            raise missing_token()
+        try:
+            claims = tokens.decode_access_token(access_token, self._secret, self._clock())
+        except tokens.ExpiredToken:
+            raise unknown_token("Access token has expired", soft_logout=True) from None
+        except tokens.InvalidToken:
+            raise unknown_token() from None
+        row = await self._session(claims.session_id)
+        if row is None or row.revoked or row.user_id != claims.user_id:
+            raise unknown_token()
+        if row.device_id != claims.device_id:
+            raise unknown_token()
+        if row.pending_rotation and claims.generation == row.generation:
+            # The client has the newest tokens: the grace period of the old refresh token ends.
+            await self.database.run(
+                lambda conn: sessions_db.confirm_rotation(conn, row.session_id, row.generation)
+            )
+            self.forget_sessions([row.session_id])
+        await self._touch_device(row.user_id, row.device_id, ip)
+        return Requester(row.user_id, row.device_id, row.session_id)
+
+    async def _session(self, session_id: str) -> sessions_db.SessionRow | None:
+        ttl = self.config.session_cache_s
+        now = time.monotonic()
+        if ttl > 0:
+            cached = self._session_cache.get(session_id)
+            if cached is not None and now - cached[1] < ttl:
+                return cached[0]
+        row = await self.database.read(lambda conn: sessions_db.get_session(conn, session_id))
+        if ttl > 0 and row is not None:
+            if len(self._session_cache) >= _SESSION_CACHE_MAX:
+                self._session_cache.clear()
+            self._session_cache[session_id] = (row, now)
+        return row
+
+    async def _touch_device(self, user_id: str, device_id: str, ip: str | None) -> None:
+        key = (user_id, device_id)
+        now = self._clock()
+        last = self._last_seen.get(key)
+        if last is not None and now - last < LAST_SEEN_INTERVAL_S:
+            return
+        if len(self._last_seen) >= _SESSION_CACHE_MAX:
+            self._last_seen.clear()
+        self._last_seen[key] = now
+        await self.database.run(
+            lambda conn: devices_db.touch(conn, user_id, device_id, int(now * 1000), ip)
+        )
+
+    def forget_sessions(self, session_ids: list[str]) -> None:
+        """Drop sessions from this process's cache after ending or changing them."""
+        for session_id in session_ids:
+            self._session_cache.pop(session_id, None)
+
+    # -- logging out ----------------------------------------------------------
+
+    async def logout(self, requester: Requester) -> None:
+        """Spec: ``POST /logout`` ends the session and deletes its device."""
+        ended = await self.database.run(
+            lambda conn: self.delete_devices_tx(conn, requester.user_id, [requester.device_id])
+        )
+        self.forget_sessions([*ended, requester.session_id])
+
+    async def logout_all(self, user_id: str) -> None:
+        ended = await self.database.run(lambda conn: self.delete_all_devices_tx(conn, user_id))
+        self.forget_sessions(ended)
+
+    def delete_devices_tx(self, conn: Connection, user_id: str, device_ids: list[str]) -> list[str]:
+        ended = sessions_db.delete_device_sessions(conn, user_id, device_ids)
+        devices_db.delete_devices(conn, user_id, device_ids)
+        for device_id in device_ids:
+            self._last_seen.pop((user_id, device_id), None)
+        return ended
+
+    def delete_all_devices_tx(
+        self, conn: Connection, user_id: str, *, except_device: str | None = None
+    ) -> list[str]:
+        ended = sessions_db.delete_user_sessions(conn, user_id, except_device=except_device)
+        devices_db.delete_all_devices(conn, user_id, except_device=except_device)
+        return ended
+
+
+async def require_user(hs: HomeServer, request: Request, *, rate_limited: bool = True) -> Requester:
+    """Authenticate ``request`` (401 otherwise) and, for writes, apply the per-user limit.
+
+    Every endpoint that needs a logged-in user calls this first. Writes (any
+    method but GET/HEAD) count against the user's ``writes`` bucket unless the
+    endpoint has its own limit and passes ``rate_limited=False``.
+    """
+    requester = await hs.auth.authenticate(request.access_token, request.remote or None)
+    request.context["requester"] = requester
+    if rate_limited and request.method not in ("GET", "HEAD"):
+        hs.rate_limits.check("writes", requester.user_id)
+    return requester
+
+
+def password_login_error() -> MatrixError:
+    """One answer for unknown user, wrong password and deactivated account."""
+    return forbidden("Invalid username or password")
+
+
+def login_user_id(body: dict[str, object], server_name: str) -> str | None:
+    """The user a login (or UIA password stage) names, as a full user ID.
+
+    Spec ``POST /login``: ``identifier: {type: "m.id.user", user}`` with a user ID
+    or a bare localpart, or the deprecated top-level ``user``. A malformed value
+    or a user on another server gives None (the caller answers as for a wrong
+    password); a wrong *shape* is ``M_BAD_JSON``.
+    """
+    from homeserver.core.identifiers import parse_user_id
+    from homeserver.errors import bad_json
+
+    identifier = body.get("identifier")
+    user: object
+    if identifier is not None:
+        if not isinstance(identifier, dict):
+            raise bad_json("'identifier' must be an object")
+        if identifier.get("type") != "m.id.user":
+            raise MatrixError(400, "M_UNKNOWN", "Only the m.id.user identifier is supported")
+        user = identifier.get("user")
+        if not isinstance(user, str):
+            raise bad_json("'identifier.user' must be a string")
+    else:
+        user = body.get("user")
+        if user is None:
+            raise bad_json("'identifier' is required")
+        if not isinstance(user, str):
+            raise bad_json("'user' must be a string")
+    if len(user) > 255:
+        return None
+    if user.startswith("@"):
+        parsed = parse_user_id(user)
+        if parsed is None or parsed[1] != server_name:
+            return None
+        return f"@{parsed[0].lower()}:{server_name}" if parsed[0] != parsed[0].lower() else user
+    return f"@{user.lower()}:{server_name}"
