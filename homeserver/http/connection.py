@@ -163,8 +163,18 @@ class HttpConnection:
         """Route, read the body, run the handler, respond. Returns keep-alive."""
         started = time.perf_counter()
         request_id = wire.next_request_id()
-        request = wire.build_request(event, self.remote, request_id)
         self._owner.count_request()
+        try:
+            if event.http_version != b"1.1" and event.http_version != b"1.0":
+                raise MatrixError(505, "M_UNRECOGNIZED", "Only HTTP/1.0 and HTTP/1.1 are served")
+            request = wire.build_request(
+                event, self.remote, request_id, self._config.max_header_bytes
+            )
+        except MatrixError as exc:
+            log.info("Refused request from %s (request id %s): %s", self.remote, request_id, exc)
+            self._discard_buffered_body()
+            await self._send_response(b"GET", wire.error_response(exc), request_id, close=True)
+            return False
         route: Route | None = None
         response: Response | None = None
         if event.method == b"OPTIONS":

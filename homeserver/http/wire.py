@@ -40,19 +40,28 @@ def next_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
 
 
-def build_request(event: h11.Request, remote: str, request_id: str) -> Request:
+def build_request(
+    event: h11.Request, remote: str, request_id: str, max_head_bytes: int
+) -> Request:
     """The handler-facing view of an h11 request.
 
     Header names arrive lower-cased from h11; repeated headers are joined with
     ``", "`` (RFC 9110 §5.3). The path stays percent-encoded: the router decodes
     the parameters it matches.
+
+    h11's ``max_incomplete_event_size`` only bounds a head that is still
+    arriving; one that arrived whole in a single read is measured here.
     """
     headers: dict[str, str] = {}
+    head_size = len(event.target) + 16
     for raw_name, raw_value in event.headers:
+        head_size += len(raw_name) + len(raw_value) + 4
         name = raw_name.decode("ascii")
         value = raw_value.decode("latin-1")
         previous = headers.get(name)
         headers[name] = value if previous is None else f"{previous}, {value}"
+    if head_size > max_head_bytes:
+        raise MatrixError(431, "M_TOO_LARGE", "Request line and headers are too large")
     target = event.target.decode("latin-1")
     path, _, query_string = target.partition("?")
     if not path.startswith("/"):
