@@ -193,7 +193,10 @@ class HttpConnection:
                 await serve_upgrade(self, event, request, route.websocket, started)
                 return False
             try:
-                request.body = await self._read_body(request, route)
+                if route.stream_body:
+                    request.body_stream = self._start_body_stream(request, route)
+                else:
+                    request.body = await self._read_body(request, route)
             except MatrixError as exc:
                 response = wire.error_response(exc)
             except h11.RemoteProtocolError as exc:
@@ -246,6 +249,48 @@ class HttpConnection:
                 chunks.append(bytes(event.data))
             elif type(event) is h11.EndOfMessage:
                 return b"".join(chunks)
+            else:  # pragma: no cover - h11 yields only Data/EndOfMessage here
+                raise AssertionError(f"unexpected h11 event {event!r}")
+
+    def _start_body_stream(self, request: Request, route: Route) -> AsyncIterator[bytes]:
+        """Check the declared length now (413 before the handler runs), stream the rest.
+
+        Whatever the handler leaves unread is handled as for any unread body:
+        the connection closes after the response.
+        """
+        limit = route.max_body if route.max_body is not None else self._config.max_json_body
+        declared = request.headers.get("content-length")
+        if declared is None and "transfer-encoding" not in request.headers:
+            event = self._h11.next_event()
+            if type(event) is not h11.EndOfMessage:  # pragma: no cover
+                raise AssertionError(f"unexpected h11 event {event!r}")
+            return _empty_body()
+        if declared is not None and _content_length(declared) > limit:
+            raise too_large(f"Request body exceeds the limit of {limit} bytes")
+        return self._body_chunks(limit)
+
+    async def _body_chunks(self, limit: int) -> AsyncIterator[bytes]:
+        if self._h11.they_are_waiting_for_100_continue:
+            await self._stream.send_all(
+                self._h11.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+            )
+        total = 0
+        while True:
+            # Each wait for the peer gets body_timeout; the handler's own work does not.
+            self._scope.deadline = trio.current_time() + self._config.body_timeout
+            try:
+                event = await self._next_event()
+            except h11.RemoteProtocolError as exc:
+                raise MatrixError(400, "M_UNRECOGNIZED", f"Malformed request body: {exc}") from None
+            finally:
+                self._scope.deadline = math.inf
+            if type(event) is h11.Data:
+                total += len(event.data)
+                if total > limit:
+                    raise too_large(f"Request body exceeds the limit of {limit} bytes")
+                yield bytes(event.data)
+            elif type(event) is h11.EndOfMessage:
+                return
             else:  # pragma: no cover - h11 yields only Data/EndOfMessage here
                 raise AssertionError(f"unexpected h11 event {event!r}")
 
@@ -400,3 +445,8 @@ def _content_length(value: str) -> int:
         return int(value.partition(",")[0])
     except ValueError:
         return 0
+
+
+async def _empty_body() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that yields nothing

@@ -32,6 +32,9 @@ class Route:
     websocket: WebSocketHandler | None = None
     # Free-form labels (e.g. the rate-limit class), for middleware.
     tags: frozenset[str] = frozenset()
+    # The handler reads the body itself from ``Request.body_stream`` (media
+    # uploads), so a large body never sits in memory; ``max_body`` still applies.
+    stream_body: bool = False
 
 
 @attrs.define
@@ -60,8 +63,11 @@ class Router:
         *,
         max_body: int | None = None,
         tags: frozenset[str] | set[str] = frozenset(),
+        stream_body: bool = False,
     ) -> Route:
-        route = Route(method.upper(), template, handler, max_body, None, frozenset(tags))
+        route = Route(
+            method.upper(), template, handler, max_body, None, frozenset(tags), stream_body
+        )
         self._insert(route)
         return route
 

@@ -99,7 +99,9 @@ class HttpServer:
                 for listener in listeners:
                     await trio.aclose_forcefully(listener)
                 self._not_accepting.set()
-                connections.cancel_scope.deadline = trio.current_time() + self._config.shutdown_grace
+                connections.cancel_scope.deadline = (
+                    trio.current_time() + self._config.shutdown_grace
+                )
         finally:
             for listener in listeners:
                 await trio.aclose_forcefully(listener)

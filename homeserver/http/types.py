@@ -39,6 +39,9 @@ class Request:
     path_params: dict[str, str] = attrs.field(factory=dict)
     # Anything the auth layer learns about the caller (user id, device id, ...).
     context: dict[str, Any] = attrs.field(factory=dict)
+    # Routes added with ``stream_body=True``: the body as it arrives, in chunks,
+    # instead of ``body`` (which stays empty). Read it at most once.
+    body_stream: AsyncIterator[bytes] | None = None
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object, or a Matrix error saying why it is not one."""

@@ -40,9 +40,7 @@ def next_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
 
 
-def build_request(
-    event: h11.Request, remote: str, request_id: str, max_head_bytes: int
-) -> Request:
+def build_request(event: h11.Request, remote: str, request_id: str, max_head_bytes: int) -> Request:
     """The handler-facing view of an h11 request.
 
     Header names arrive lower-cased from h11; repeated headers are joined with
@@ -96,7 +94,9 @@ def error_response(error: MatrixError) -> Response:
 
 def internal_error(request_id: str) -> Response:
     body = {"errcode": "M_UNKNOWN", "error": f"Internal server error (request id {request_id})"}
-    return Response(status=500, headers=[("Content-Type", "application/json")], body=encode_json(body))
+    return Response(
+        status=500, headers=[("Content-Type", "application/json")], body=encode_json(body)
+    )
 
 
 def plain_error(status: int, errcode: str, error: str) -> Response:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Callable
 
 import attrs
 import trio
@@ -104,7 +105,9 @@ class Running:
         return f"http://127.0.0.1:{self.port}"
 
 
-async def start(nursery: trio.Nursery, config: HttpConfig = TEST_CONFIG, **kwargs: object) -> Running:
+async def start(
+    nursery: trio.Nursery, config: HttpConfig = TEST_CONFIG, **kwargs: object
+) -> Running:
     server = HttpServer(make_router(), host="127.0.0.1", port=0, config=config, **kwargs)  # type: ignore[arg-type]
     port = await nursery.start(server.run)
     return Running(server, port)
@@ -128,3 +131,12 @@ async def raw_exchange(port: int, data: bytes, *, read_until_close: bool = True)
                 if not read_until_close and b"\r\n\r\n" in received:
                     break
         return received
+
+
+async def wait_until(predicate: Callable[[], bool]) -> None:
+    """Poll a server statistic; the timeout is a safety net, not an assertion."""
+    with trio.fail_after(10):
+        for _ in itertools.count():
+            if predicate():
+                return
+            await trio.sleep(0.01)

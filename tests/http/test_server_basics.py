@@ -174,9 +174,10 @@ async def test_keep_alive_serves_many_requests_on_one_connection(running: Runnin
 
 
 async def test_pipelined_requests_answered_in_order(running: Running) -> None:
-    raw = b"".join(
-        f"GET /echo/r{i}/t HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(5)
-    ) + b"GET /echo/last/t HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    raw = (
+        b"".join(f"GET /echo/r{i}/t HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(5))
+        + b"GET /echo/last/t HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
     reply = await raw_exchange(running.port, raw)
     assert reply.count(b"HTTP/1.1 200") == 6
     positions = [reply.index(f'"roomId":"r{i}"'.encode()) for i in range(5)]
@@ -210,9 +211,7 @@ async def test_streaming_response_chunked_and_with_length(running: Running) -> N
 
 
 async def test_streaming_with_wrong_length_closes_connection(running: Running) -> None:
-    reply = await raw_exchange(
-        running.port, b"GET /stream?length=1000 HTTP/1.1\r\nHost: x\r\n\r\n"
-    )
+    reply = await raw_exchange(running.port, b"GET /stream?length=1000 HTTP/1.1\r\nHost: x\r\n\r\n")
     # The server promised 1000 bytes, had 40: it must close, not hang.
     assert reply.startswith(b"HTTP/1.1 200")
     assert len(reply.partition(b"\r\n\r\n")[2]) < 1000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import httpx
 import trio
-from http_harness import TEST_CONFIG, Running, raw_exchange, start
+from http_harness import TEST_CONFIG, Running, raw_exchange, start, wait_until
 
 
 async def test_oversized_headers_get_431_and_close(running: Running) -> None:
@@ -137,9 +137,8 @@ async def test_idle_header_and_body_timeouts_close_connection(nursery: trio.Nurs
     )
     # Idle with nothing ever sent.
     assert await _closed_by_server(running.port, b"") == b""
-    with trio.fail_after(10):  # the server's tasks end too, not just the sockets
-        while running.server.statistics().connections:
-            await trio.sleep(0.01)
+    # The server's tasks end too, not just the sockets.
+    await wait_until(lambda: running.server.statistics().connections == 0)
 
 
 async def test_handler_time_is_not_limited_by_body_timeout(nursery: trio.Nursery) -> None:
