@@ -78,6 +78,28 @@ class RateLimitConfig:
 
 
 @attrs.define
+class MediaConfig:
+    # Largest upload, bytes (enforced from Content-Length and while streaming).
+    max_upload_size: int = 50 * 1024 * 1024
+    # Serve the deprecated unauthenticated /_matrix/media/v3/download|thumbnail|config
+    # (Matrix 1.11 deprecates them; off unless old clients need them).
+    enable_legacy_unauthenticated: bool = False
+    # Total bytes a user may have uploaded; 0 means no quota.
+    per_user_quota: int = 0
+    # URL previews fetch arbitrary URLs for users (SSRF risk); off unless wanted.
+    url_preview_enabled: bool = False
+    # Thumbnails generated on demand: "WxH method" entries separated by commas
+    # (the sizes the spec recommends, Client-Server API "Thumbnails").
+    thumbnail_sizes: str = "32x32 crop, 96x96 crop, 320x240 scale, 640x480 scale, 800x600 scale"
+    # Largest source image (pixels) the thumbnailer decodes; beyond it: 413.
+    max_thumbnail_pixels: int = 32 * 1024 * 1024
+    # Pending asynchronous uploads (POST /media/v1/create) a user may hold, and
+    # how long an unused created media id lives (spec recommends 24 hours).
+    max_pending_uploads: int = 20
+    unused_expiry_s: int = 24 * 3600
+
+
+@attrs.define
 class Config:
     server_name: str = "localhost"
     listen: str = "127.0.0.1:8008"
@@ -94,6 +116,7 @@ class Config:
     tls: TlsConfig = attrs.field(factory=TlsConfig)
     auth: AuthConfig = attrs.field(factory=AuthConfig)
     rate_limits: RateLimitConfig = attrs.field(factory=RateLimitConfig)
+    media: MediaConfig = attrs.field(factory=MediaConfig)
 
     # -- derived values -------------------------------------------------------
 
@@ -147,7 +170,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-_SECTIONS = {"http": HttpConfig, "tls": TlsConfig, "auth": AuthConfig, "rate_limits": RateLimitConfig}
+_SECTIONS = {
+    "http": HttpConfig,
+    "tls": TlsConfig,
+    "auth": AuthConfig,
+    "rate_limits": RateLimitConfig,
+    "media": MediaConfig,
+}
 
 
 def _coerce(key: str, value: Any, target: Any) -> Any:
@@ -255,5 +284,20 @@ def validate(config: Config) -> None:
             raise ConfigError(f"http.{name}: must be positive")
     if config.auth.access_token_lifetime_s <= 0:
         raise ConfigError("auth.access_token_lifetime_s: must be positive")
+    _validate_media(config.media)
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log_level: one of DEBUG, INFO, WARNING, ERROR")
+
+
+def _validate_media(media: MediaConfig) -> None:
+    for name in ("max_upload_size", "max_thumbnail_pixels", "max_pending_uploads", "unused_expiry_s"):
+        if getattr(media, name) <= 0:
+            raise ConfigError(f"media.{name}: must be positive")
+    if media.per_user_quota < 0:
+        raise ConfigError("media.per_user_quota: must be 0 (no quota) or positive")
+    from homeserver.media.thumbnailer import parse_thumbnail_sizes
+
+    try:
+        parse_thumbnail_sizes(media.thumbnail_sizes)
+    except ValueError as e:
+        raise ConfigError(f"media.thumbnail_sizes: {e}") from None

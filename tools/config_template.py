@@ -79,6 +79,23 @@ register_per_second = 0.2
 register_burst = 5
 writes_per_second = 10.0
 writes_burst = 50
+
+[media]
+# Largest upload in bytes (clients learn it from /_matrix/client/v1/media/config).
+max_upload_size = 52428800
+# Serve the deprecated unauthenticated /_matrix/media/v3/download|thumbnail|config.
+enable_legacy_unauthenticated = false
+# Total bytes each user may upload; 0: no quota.
+per_user_quota = 0
+# URL previews fetch URLs on users' behalf (SSRF risk); not implemented yet, keep off.
+url_preview_enabled = false
+# Thumbnail sizes served: "WIDTHxHEIGHT crop|scale", comma separated.
+thumbnail_sizes = "32x32 crop, 96x96 crop, 320x240 scale, 640x480 scale, 800x600 scale"
+# Largest image (in pixels) the thumbnailer will decode; larger: 413.
+max_thumbnail_pixels = 33554432
+# Asynchronous uploads (POST /_matrix/media/v1/create) pending per user, and their lifetime.
+max_pending_uploads = 20
+unused_expiry_s = 86400
 """
 
 

@@ -1,0 +1,1 @@
+"""The media repository (Matrix content repository): store, service, thumbnails, serving rules."""
