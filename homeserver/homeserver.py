@@ -24,6 +24,8 @@ from homeserver.accounts.profiles import ProfileService
 from homeserver.accounts.registration import RegistrationService
 from homeserver.accounts.tokens import new_secret
 from homeserver.config import Config
+from homeserver.media.service import MediaService
+from homeserver.media.store import LocalDiskStore
 from homeserver.ratelimit import RateLimits
 from homeserver.storage.database import Database
 from homeserver.storage.migrate import upgrade_engine
@@ -96,6 +98,13 @@ class HomeServer:
         self.accounts = AccountManagement(database, self.auth, self.passwords)
         self.devices = DeviceService(database, self.auth)
         self.profiles = ProfileService(database, config.server_name)
+        self.media = MediaService(
+            db=database,
+            store=LocalDiskStore(Path(config.data_dir) / "media"),
+            config=config.media,
+            server_name=config.server_name,
+            clock=now,
+        )
 
     @classmethod
     async def open(cls, config: Config) -> HomeServer:

@@ -91,9 +91,9 @@ class LocalDiskStore:
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
+        # No I/O here (constructed on the trio thread): directories are made on first write.
         self.root = Path(root)
         self._tmp = self.root / "tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True)
 
     def path_for(self, sha256: str) -> Path:
         check_sha256(sha256)
@@ -104,14 +104,15 @@ class LocalDiskStore:
 
     def clear_temporary(self) -> None:
         """Remove files left by writes that never finished (crash, kill)."""
-        for leftover in self._tmp.iterdir():
-            leftover.unlink(missing_ok=True)
+        if self._tmp.is_dir():
+            for leftover in self._tmp.iterdir():
+                leftover.unlink(missing_ok=True)
 
     async def put(self, chunks: AsyncIterator[bytes], *, max_size: int | None = None) -> StoredBlob:
         tmp_path = self._tmp / secrets.token_hex(16)
         digest = hashlib.sha256()
         size = 0
-        f: IO[bytes] = await trio.to_thread.run_sync(open, tmp_path, "xb")
+        f: IO[bytes] = await trio.to_thread.run_sync(_create, tmp_path)
         try:
             try:
                 async for chunk in _rechunk(chunks):
@@ -162,6 +163,11 @@ class LocalDiskStore:
     async def delete(self, sha256: str) -> None:
         path = self.path_for(sha256)
         await trio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+
+
+def _create(path: Path) -> IO[bytes]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "xb")  # closed by the caller, across awaits
 
 
 def _move_into_place(tmp_path: Path, final: Path) -> None:
