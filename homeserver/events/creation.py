@@ -1,0 +1,400 @@
+"""The local event-creation pipeline, and the entry federation uses to store events.
+
+``create_and_persist_event`` turns "user X sends this content to room R" into a
+signed PDU in the DAG: prev_events from the room's forward extremities, state
+before the event (resolved if the extremities disagree), auth_events selected
+from that state, depth, timestamp from the injected clock, content hash,
+signature, event ID, the auth check, then one transaction for the event and
+everything it changes, and finally the notifier hook with the new position.
+
+Within this process, work on one room is serialized by a per-room
+:class:`trio.Lock`, held from reading the extremities to the commit: two
+concurrent sends would otherwise both cite the same extremity and fork the room
+for no reason. Rooms do not wait for each other except inside the database,
+where the stream-ordering row orders commits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import nacl.signing
+import trio
+
+from homeserver.core.auth_rules import AuthError, check_auth
+from homeserver.core.hashing import compute_event_id, compute_room_id
+from homeserver.core.room_versions import RoomVersion, get_room_version
+from homeserver.core.state_res import resolve_state
+from homeserver.errors import MatrixError, forbidden, not_found
+from homeserver.events.builder import (
+    build_pdu,
+    finish_pdu,
+    next_depth,
+    random_room_id,
+    select_auth_events,
+    select_prev_events,
+)
+from homeserver.storage.events import (
+    EventStore,
+    EventToPersist,
+    NewCurrentState,
+    RoomInfo,
+    StateBefore,
+    StoredEvent,
+)
+from homeserver.storage.state import StateKey
+
+Clock = Callable[[], int]
+NewEventHook = Callable[[StoredEvent], None]
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def pdu_with_id(event: StoredEvent) -> dict[str, Any]:
+    """The PDU with its ``event_id``, the form the auth rules and state resolution read."""
+    return {**event.pdu, "event_id": event.event_id}
+
+
+class StreamNotifier:
+    """The smallest notifier: the latest room-event stream position and a way to wait for it.
+
+    The sync service replaces it with one that wakes only the users concerned;
+    this one is enough for tests and for code that waits for its own write.
+    """
+
+    def __init__(self) -> None:
+        self.position = 0
+        self._changed = trio.Event()
+
+    def on_new_event(self, event: StoredEvent) -> None:
+        if event.stream_ordering > self.position:
+            self.position = event.stream_ordering
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_for_position(self, position: int) -> None:
+        while self.position < position:
+            await self._changed.wait()
+
+
+class EventCreationService:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        server_name: str,
+        signing_key: nacl.signing.SigningKey,
+        key_id: str,
+        clock: Clock = wall_clock_ms,
+        on_new_event: NewEventHook | None = None,
+    ) -> None:
+        self.store = store
+        self.server_name = server_name
+        self._signing_key = signing_key
+        self._key_id = key_id
+        self._clock = clock
+        self._hooks: list[NewEventHook] = [on_new_event] if on_new_event is not None else []
+        self._room_locks: dict[str, trio.Lock] = {}
+        self._room_lock_users: dict[str, int] = {}
+
+    def add_new_event_hook(self, hook: NewEventHook) -> None:
+        self._hooks.append(hook)
+
+    @asynccontextmanager
+    async def room_lock(self, room_id: str) -> AsyncIterator[None]:
+        """Serialize DAG changes to one room; the lock is dropped when nobody holds or waits."""
+        lock = self._room_locks.setdefault(room_id, trio.Lock())
+        self._room_lock_users[room_id] = self._room_lock_users.get(room_id, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._room_lock_users[room_id] -= 1
+            if self._room_lock_users[room_id] == 0:
+                del self._room_lock_users[room_id]
+                del self._room_locks[room_id]
+
+    # -- local events --------------------------------------------------------------
+
+    async def create_room(
+        self,
+        creator: str,
+        room_version: RoomVersion | str,
+        *,
+        extra_content: Mapping[str, Any] | None = None,
+    ) -> StoredEvent:
+        """Create and persist a room's ``m.room.create`` event; its ``room_id`` names the room.
+
+        v12 (MSC4291): the room ID is derived from the create event, which carries
+        no ``room_id``. Earlier versions: a random ``!opaque:server_name``.
+        """
+        version = _version(room_version)
+        content: dict[str, Any] = {**(extra_content or {}), "room_version": version.identifier}
+        if not version.implicit_room_creator:
+            content["creator"] = creator
+        room_id = None if version.room_id_from_create_event else random_room_id(self.server_name)
+        pdu = build_pdu(
+            room_id=room_id,
+            event_type="m.room.create",
+            sender=creator,
+            content=content,
+            state_key="",
+            prev_events=[],
+            auth_events=[],
+            depth=1,
+            origin_server_ts=self._clock(),
+        )
+        event_id, signed = finish_pdu(
+            pdu, version, self.server_name, self._signing_key, self._key_id
+        )
+        if room_id is None:
+            room_id = compute_room_id(signed, version)
+        _check(version, {**signed, "event_id": event_id}, {})
+        async with self.room_lock(room_id):
+            result = await self.store.persist(
+                EventToPersist(
+                    event_id=event_id,
+                    pdu=signed,
+                    state_before=StateBefore(state={}),
+                    new_current_state="after",
+                    new_room=RoomInfo(
+                        room_id=room_id, room_version=version.identifier, creator=creator
+                    ),
+                )
+            )
+        self._notify(result.event)
+        return result.event
+
+    async def create_and_persist_event(
+        self,
+        room_id: str,
+        event_type: str,
+        sender: str,
+        content: Mapping[str, Any],
+        state_key: str | None = None,
+        *,
+        prev_event_ids: Sequence[str] | None = None,
+    ) -> StoredEvent:
+        """Build, authorise, sign and persist a local event; raise 403 if auth fails.
+
+        ``prev_event_ids`` overrides the choice of prev events (tests, and
+        rebuilding a specific fork); by default the room's extremities are cited.
+        """
+        room = await self.store.get_room(room_id)
+        if room is None:
+            raise not_found(f"Unknown room {room_id}")
+        version = _version(room.room_version)
+        async with self.room_lock(room_id):
+            extremities = await self.store.get_forward_extremities_with_depth(room_id)
+            if prev_event_ids is None:
+                prev_ids = select_prev_events(extremities)
+            else:
+                prev_ids = list(prev_event_ids)
+            prevs = await self._require_events(prev_ids)
+            if not prevs:
+                raise MatrixError(500, "M_UNKNOWN", f"Room {room_id} has no forward extremities")
+            before = await self._state_before(version, [prevs[eid] for eid in prev_ids])
+            skeleton = build_pdu(
+                room_id=room_id,
+                event_type=event_type,
+                sender=sender,
+                content=content,
+                state_key=state_key,
+                prev_events=prev_ids,
+                auth_events=[],
+                depth=next_depth([prevs[eid].depth for eid in prev_ids]),
+                origin_server_ts=self._clock(),
+            )
+            skeleton["auth_events"] = select_auth_events(version, skeleton, before.state)
+            event_id, signed = finish_pdu(
+                skeleton, version, self.server_name, self._signing_key, self._key_id
+            )
+            await self._check_against_state(version, {**signed, "event_id": event_id}, before.state)
+            state_after = dict(before.state)
+            if state_key is not None:
+                state_after[(event_type, state_key)] = event_id
+            remaining = [eid for eid, _ in extremities if eid not in prevs]
+            new_current = await self._new_current_state(version, remaining, state_after)
+            result = await self.store.persist(
+                EventToPersist(
+                    event_id=event_id,
+                    pdu=signed,
+                    state_before=before,
+                    new_current_state=new_current,
+                )
+            )
+        self._notify(result.event)
+        return result.event
+
+    # -- events from elsewhere ------------------------------------------------------
+
+    async def persist_federated_event(
+        self,
+        pdu: Mapping[str, Any],
+        state_before: Mapping[StateKey, str] | None = None,
+        *,
+        rejected_reason: str | None = None,
+        soft_failed: bool = False,
+    ) -> StoredEvent:
+        """Store an already validated event received from another server, in the DAG.
+
+        The caller (federation) has checked format, signatures, hashes and auth
+        and says whether the event is rejected or soft-failed. ``state_before``
+        is the state before the event if the caller knows it (e.g. from
+        ``/state_ids``); otherwise it is resolved from the event's prev events,
+        which must then be stored and not outliers.
+        """
+        room_id = str(pdu["room_id"])
+        room = await self.store.get_room(room_id)
+        if room is None:
+            raise not_found(f"Unknown room {room_id}")
+        version = _version(room.room_version)
+        event_id = compute_event_id(pdu, version)
+        async with self.room_lock(room_id):
+            prev_ids = [str(p) for p in pdu.get("prev_events", [])]
+            if state_before is not None:
+                before = StateBefore(state=dict(state_before))
+            else:
+                prevs = await self._require_events(prev_ids)
+                before = await self._state_before(version, [prevs[eid] for eid in prev_ids])
+            new_current: NewCurrentState = None
+            if rejected_reason is None and not soft_failed:
+                state_after = dict(before.state)
+                if pdu.get("state_key") is not None:
+                    state_after[(str(pdu["type"]), str(pdu["state_key"]))] = event_id
+                extremities = await self.store.get_forward_extremities(room_id)
+                remaining = [eid for eid in extremities if eid not in prev_ids]
+                new_current = await self._new_current_state(version, remaining, state_after)
+            result = await self.store.persist(
+                EventToPersist(
+                    event_id=event_id,
+                    pdu=dict(pdu),
+                    state_before=before,
+                    rejected_reason=rejected_reason,
+                    soft_failed=soft_failed,
+                    new_current_state=new_current,
+                )
+            )
+        self._notify(result.event)
+        return result.event
+
+    async def persist_outlier(
+        self, pdu: Mapping[str, Any], *, rejected_reason: str | None = None
+    ) -> StoredEvent:
+        """Store an event without a place in the DAG (auth chain or state fetched over federation)."""
+        room_id = str(pdu["room_id"])
+        room = await self.store.get_room(room_id)
+        if room is None:
+            raise not_found(f"Unknown room {room_id}")
+        version = _version(room.room_version)
+        event_id = compute_event_id(pdu, version)
+        result = await self.store.persist(
+            EventToPersist(
+                event_id=event_id,
+                pdu=dict(pdu),
+                state_before=None,
+                rejected_reason=rejected_reason,
+            )
+        )
+        return result.event
+
+    # -- helpers ----------------------------------------------------------------------
+
+    async def _require_events(self, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
+        found = await self.store.get_events(event_ids)
+        missing = [eid for eid in event_ids if eid not in found or found[eid].outlier]
+        if missing:
+            raise MatrixError(400, "M_UNKNOWN", f"Unknown or outlier prev events: {missing}")
+        return found
+
+    async def _state_before(
+        self, version: RoomVersion, prevs: Sequence[StoredEvent]
+    ) -> StateBefore:
+        """The state before an event with these prev events (s2s: resolution of their states after)."""
+        groups = list(
+            dict.fromkeys(e.state_group_after for e in prevs if e.state_group_after is not None)
+        )
+        if not groups:
+            return StateBefore(state={})
+        if len(groups) == 1:
+            return StateBefore(state=await self.store.get_state_group(groups[0]), group=groups[0])
+        states = [await self.store.get_state_group(g) for g in groups]
+        resolved = await self._resolve(version, states)
+        return StateBefore(state=resolved, base_group=groups[0], base_state=states[0])
+
+    async def _resolve(
+        self, version: RoomVersion, states: Sequence[Mapping[StateKey, str]]
+    ) -> dict[StateKey, str]:
+        if all(state == states[0] for state in states[1:]):
+            return dict(states[0])
+        ids = {eid for state in states for eid in state.values()}
+        ids |= await self.store.get_auth_chain_ids(ids)
+        found = await self.store.get_events(ids)
+        event_map = {eid: pdu_with_id(event) for eid, event in found.items()}
+        return dict(resolve_state(version, states, event_map))
+
+    async def _new_current_state(
+        self,
+        version: RoomVersion,
+        other_extremities: Sequence[str],
+        state_after: dict[StateKey, str],
+    ) -> NewCurrentState:
+        """The room's state once the new event joins ``other_extremities`` at the DAG's edge."""
+        if not other_extremities:
+            return "after"
+        others = await self.store.get_events(other_extremities)
+        states = [state_after]
+        for event in others.values():
+            if event.state_group_after is not None:
+                states.append(await self.store.get_state_group(event.state_group_after))
+        resolved = await self._resolve(version, states)
+        return "after" if resolved == state_after else resolved
+
+    async def _check_against_state(
+        self, version: RoomVersion, event: Mapping[str, Any], state: Mapping[StateKey, str]
+    ) -> None:
+        # Auth rules run against the state before the event, restricted to what
+        # auth needs (s2s "Checks performed on receipt", step 5); the create event
+        # is always included because v12 events no longer cite it.
+        wanted = set(event.get("auth_events", []))
+        create_id = state.get(("m.room.create", ""))
+        if create_id is not None:
+            wanted.add(create_id)
+        found = await self.store.get_events(wanted)
+        auth_events = {
+            (e.type, e.state_key or ""): pdu_with_id(e)
+            for e in found.values()
+            if e.state_key is not None
+        }
+        _check(version, event, auth_events)
+
+    def _notify(self, event: StoredEvent) -> None:
+        for hook in self._hooks:
+            hook(event)
+
+
+def _check(
+    version: RoomVersion,
+    event: Mapping[str, Any],
+    auth_events: Mapping[StateKey, Mapping[str, Any]],
+) -> None:
+    try:
+        check_auth(version, event, auth_events)
+    except AuthError as exc:
+        raise forbidden(str(exc)) from exc
+
+
+def _version(room_version: RoomVersion | str) -> RoomVersion:
+    if isinstance(room_version, RoomVersion):
+        return room_version
+    version = get_room_version(room_version)
+    if version is None:
+        raise MatrixError(
+            400, "M_UNSUPPORTED_ROOM_VERSION", f"Unsupported room version {room_version}"
+        )
+    return version
