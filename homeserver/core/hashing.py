@@ -54,6 +54,8 @@ def check_content_hash(event: Mapping[str, Any]) -> bool:
     False means the sender's content was altered or removed (or the hash is missing
     or malformed): the receiver then keeps only the redacted form (server-server-api
     "Validating hashes and signatures on received events").
+    Raises CanonicalJSONError for an event with no canonical form (floats, huge
+    integers): parse received events with ``parse_strict_json`` first.
     """
     hashes = event.get("hashes")
     if not isinstance(hashes, Mapping):
