@@ -1,0 +1,22 @@
+"""The Client-Server API: HTTP handlers that turn JSON into service calls and back.
+
+``build_router(hs)`` is the one entry point the composition root uses. Each
+module adds the routes of one area; handlers authenticate with
+``homeserver.accounts.auth.require_user`` (re-exported here).
+"""
+
+from __future__ import annotations
+
+from client_api import account, login, media, profile, register, versions
+from homeserver.accounts.auth import Requester, require_user
+from homeserver.homeserver import HomeServer
+from homeserver.http.router import Router
+
+__all__ = ["Requester", "build_router", "require_user"]
+
+
+def build_router(hs: HomeServer) -> Router:
+    router = Router()
+    for module in (versions, register, login, account, profile, media):
+        module.add_routes(router, hs)
+    return router
