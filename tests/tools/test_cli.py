@@ -1,0 +1,102 @@
+"""The ``plait`` command as a user runs it: a real process, real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tools.cli import main
+
+PLAIT = [sys.executable, "-m", "tools.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("plait 0.")
+
+
+def test_generate_config_writes_loadable_commented_toml(tmp_path: Path) -> None:
+    out = tmp_path / "plait.toml"
+    assert main(["generate-config", "--server-name", "example.org", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text.count("\n#") > 10
+    assert tomllib.loads(text)["server_name"] == "example.org"
+
+
+def test_generate_config_with_self_signed_tls(tmp_path: Path) -> None:
+    out = tmp_path / "plait.toml"
+    data = tmp_path / "data"
+    assert main(["generate-config", "--data-dir", str(data), "--self-signed-tls", "-o", str(out)]) == 0
+    tls = tomllib.loads(out.read_text())["tls"]
+    assert Path(tls["cert_path"]).read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+    assert Path(tls["key_path"]).exists()
+
+
+def test_invalid_configuration_exits_2_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('listen = "nowhere"\n')
+    assert main(["db", "upgrade", "--config", str(bad)]) == 2
+    assert "listen" in capsys.readouterr().err
+
+
+def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert main(["db", "upgrade", "--data-dir", str(data)]) == 0
+    assert (data / "plait.db").exists()
+
+
+def test_serve_first_start_then_graceful_sigterm(tmp_path: Path) -> None:
+    """A first start writes config and secrets, serves, and exits 0 on SIGTERM."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
+    proc = subprocess.Popen(
+        [*PLAIT, "serve", "--listen", f"127.0.0.1:{port}"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        body = None
+        for _ in range(200):
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/_matrix/client/versions").json()
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        assert body is not None, proc.stdout.read() if proc.stdout else ""
+        assert "v1.1" in body["versions"]
+        data = tmp_path / "data"
+        assert (data / "plait.toml").exists()
+        assert (data / "plait.db").exists()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = proc.stdout.read().decode() if proc.stdout else ""
+    assert "SIGTERM: shutting down" in output
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/_matrix/client/versions")

@@ -1,0 +1,99 @@
+"""The composition root: build the HomeServer, plug in the APIs, run the listeners.
+
+Lifetime: ``run_homeserver`` opens the HomeServer, starts one HTTP listener for
+the client API (and a TLS one when configured) and reports a
+:class:`RunningHomeServer` through ``task_status``. ``begin_shutdown`` stops
+accepting; in-flight requests get ``http.shutdown_grace`` seconds; then the
+database closes. ``main_serve`` ties that to SIGINT/SIGTERM (a second signal
+stops at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import attrs
+import trio
+
+from client_api import build_router
+from homeserver.config import Config, split_host_port
+from homeserver.homeserver import HomeServer
+from homeserver.http.server import HttpServer
+from homeserver.http.tls import load_ssl_context
+
+log = logging.getLogger("plait")
+
+
+@attrs.define
+class RunningHomeServer:
+    hs: HomeServer
+    port: int
+    tls_port: int | None
+    servers: list[HttpServer]
+
+    def begin_shutdown(self) -> None:
+        for server in self.servers:
+            server.begin_shutdown()
+
+
+async def run_homeserver(
+    config: Config,
+    *,
+    task_status: trio.TaskStatus[RunningHomeServer] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    hs = await HomeServer.open(config)
+    try:
+        router = build_router(hs)
+        servers = [
+            HttpServer(router, host=config.listen_host, port=config.listen_port, config=config.http)
+        ]
+        if config.tls.listen:
+            host, port = split_host_port(config.tls.listen)
+            context = load_ssl_context(config.tls.cert_path, config.tls.key_path)
+            servers.append(
+                HttpServer(router, host=host, port=port, config=config.http, ssl_context=context)
+            )
+        async with trio.open_nursery() as nursery:
+            ports = [await nursery.start(server.run) for server in servers]
+            task_status.started(
+                RunningHomeServer(hs, ports[0], ports[1] if len(ports) > 1 else None, servers)
+            )
+    finally:
+        with trio.CancelScope(shield=True):
+            await hs.aclose()
+
+
+async def main_serve(config: Config) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def serve(*, task_status: trio.TaskStatus[RunningHomeServer]) -> None:
+                await run_homeserver(config, task_status=task_status)
+                # Every listener has finished: stop watching for signals.
+                nursery.cancel_scope.cancel()
+
+            running: RunningHomeServer = await nursery.start(serve)
+            log.info(
+                "Plait serving %s on http://%s:%d (registration: %s)",
+                config.server_name,
+                config.listen_host,
+                running.port,
+                config.effective_registration,
+            )
+            if running.tls_port is not None:
+                log.info("TLS listener on port %d", running.tls_port)
+            first = True
+            async for signum in signals:
+                if first:
+                    first = False
+                    log.info(
+                        "%s: shutting down (in-flight requests get %.0f s)",
+                        signal.Signals(signum).name,
+                        config.http.shutdown_grace,
+                    )
+                    running.begin_shutdown()
+                else:
+                    log.warning("second signal: stopping now")
+                    nursery.cancel_scope.cancel()
