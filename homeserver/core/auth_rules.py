@@ -28,15 +28,13 @@ Spec: ``content/rooms/v10.md``, ``v11.md``, ``v12.md`` "Authorisation rules";
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-import nacl.exceptions
-import nacl.signing
-
-from homeserver.core.canonical_json import CanonicalJSONError, encode_canonical_json
+from homeserver.core.auth_rules_third_party import (
+    third_party_invite_public_keys,
+    verify_third_party_signed,
+)
 from homeserver.core.identifiers import parse_user_id
 from homeserver.core.power_levels import (
     LEVEL_KEYS,
@@ -414,68 +412,6 @@ def _check_third_party_invite(
     if verify_third_party_signed(signed, third_party_invite_public_keys(invite_event)):
         return
     raise _reject(rv, "4.4.1.8", "no signature in signed matches a public key")
-
-
-def third_party_invite_public_keys(invite_event: Mapping[str, Any]) -> list[str]:
-    """The public keys of an ``m.room.third_party_invite``: ``public_key`` and ``public_keys``."""
-    content = _content(invite_event)
-    keys: list[str] = []
-    if isinstance(content.get("public_key"), str):
-        keys.append(content["public_key"])
-    public_keys = content.get("public_keys")
-    if isinstance(public_keys, list):
-        for entry in public_keys:
-            if isinstance(entry, Mapping) and isinstance(entry.get("public_key"), str):
-                keys.append(entry["public_key"])
-    return keys
-
-
-def _decode_unpadded_base64(value: str) -> bytes | None:
-    """Standard or URL-safe base64, padded or not (identity servers use both)."""
-    text = value.strip().rstrip("=").replace("-", "+").replace("_", "/")
-    try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def verify_third_party_signed(signed: Mapping[str, Any], public_keys: Sequence[str]) -> bool:
-    """Whether any ed25519 signature in ``signed`` verifies under any of ``public_keys``.
-
-    The signed bytes are the canonical JSON of ``signed`` without ``signatures`` and
-    ``unsigned`` (appendices, "Signing JSON"). Pure: no key fetching, no revocation check.
-    """
-    signatures = signed.get("signatures")
-    if not isinstance(signatures, Mapping):
-        return False
-    unsigned_object = {k: v for k, v in signed.items() if k not in ("signatures", "unsigned")}
-    try:
-        message = encode_canonical_json(unsigned_object)
-    except (CanonicalJSONError, TypeError, ValueError, RecursionError):
-        return False
-    verify_keys: list[nacl.signing.VerifyKey] = []
-    for encoded in public_keys:
-        raw = _decode_unpadded_base64(encoded)
-        if raw is not None and len(raw) == 32:
-            verify_keys.append(nacl.signing.VerifyKey(raw))
-    for server_signatures in signatures.values():
-        if not isinstance(server_signatures, Mapping):
-            continue
-        for key_id, encoded_signature in server_signatures.items():
-            if not (isinstance(key_id, str) and key_id.startswith("ed25519:")):
-                continue
-            if not isinstance(encoded_signature, str):
-                continue
-            signature = _decode_unpadded_base64(encoded_signature)
-            if signature is None or len(signature) != 64:
-                continue
-            for verify_key in verify_keys:
-                try:
-                    verify_key.verify(message, signature)
-                except nacl.exceptions.BadSignatureError:
-                    continue
-                return True
-    return False
 
 
 # --- rule 9: m.room.power_levels ----------------------------------------------------------

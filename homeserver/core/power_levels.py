@@ -143,7 +143,7 @@ def room_creators(
 
 @attrs.frozen
 class PowerLevels:
-    """The effective levels of a room, defaults applied. Build with :func:`power_levels_from_state`."""
+    """The effective levels of a room, defaults applied (see :func:`power_levels_from_state`)."""
 
     users: Mapping[str, int]
     users_default: int
