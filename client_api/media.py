@@ -124,7 +124,9 @@ def add_routes(router: Router, hs: HomeServer) -> None:
             # Spec v1.12: a thumbnail is always inline, with a file name.
             (
                 "Content-Disposition",
-                content_disposition(thumb.content_type, f"thumbnail.{extension}", force_inline=True),
+                content_disposition(
+                    thumb.content_type, f"thumbnail.{extension}", force_inline=True
+                ),
             ),
             ("Cache-Control", CACHE_CONTROL),
             *security_headers(),
@@ -167,7 +169,9 @@ def add_routes(router: Router, hs: HomeServer) -> None:
     router.add("GET", f"{_CLIENT}/config", authenticated(config))
     router.add("GET", f"{_CLIENT}/download/{{serverName}}/{{mediaId}}", authenticated(download))
     router.add(
-        "GET", f"{_CLIENT}/download/{{serverName}}/{{mediaId}}/{{fileName}}", authenticated(download)
+        "GET",
+        f"{_CLIENT}/download/{{serverName}}/{{mediaId}}/{{fileName}}",
+        authenticated(download),
     )
     router.add("GET", f"{_CLIENT}/thumbnail/{{serverName}}/{{mediaId}}", authenticated(thumbnail))
     router.add("GET", f"{_CLIENT}/preview_url", preview_url)
