@@ -219,7 +219,9 @@ class EventCreationService:
             if state_key is not None:
                 state_after[(event_type, state_key)] = event_id
             remaining = [eid for eid, _ in extremities if eid not in prevs]
-            new_current = await self._new_current_state(version, remaining, state_after)
+            new_current = await self._new_current_state(
+                version, remaining, state_after, {**signed, "event_id": event_id}
+            )
             result = await self.store.persist(
                 EventToPersist(
                     event_id=event_id,
@@ -269,7 +271,9 @@ class EventCreationService:
                     state_after[(str(pdu["type"]), str(pdu["state_key"]))] = event_id
                 extremities = await self.store.get_forward_extremities(room_id)
                 remaining = [eid for eid in extremities if eid not in prev_ids]
-                new_current = await self._new_current_state(version, remaining, state_after)
+                new_current = await self._new_current_state(
+                    version, remaining, state_after, {**pdu, "event_id": event_id}
+                )
             result = await self.store.persist(
                 EventToPersist(
                     event_id=event_id,
@@ -328,14 +332,23 @@ class EventCreationService:
         return StateBefore(state=resolved, base_group=groups[0], base_state=states[0])
 
     async def _resolve(
-        self, version: RoomVersion, states: Sequence[Mapping[StateKey, str]]
+        self,
+        version: RoomVersion,
+        states: Sequence[Mapping[StateKey, str]],
+        unpersisted: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> dict[StateKey, str]:
+        """Resolve ``states``; ``unpersisted`` holds events not stored yet (the one being added)."""
         if all(state == states[0] for state in states[1:]):
             return dict(states[0])
-        ids = {eid for state in states for eid in state.values()}
-        ids |= await self.store.get_auth_chain_ids(ids)
+        extra = dict(unpersisted or {})
+        ids = {eid for state in states for eid in state.values()} - extra.keys()
+        auth_roots = ids | {a for pdu in extra.values() for a in pdu.get("auth_events", [])}
+        ids |= await self.store.get_auth_chain_ids(auth_roots) | (auth_roots - extra.keys())
         found = await self.store.get_events(ids)
-        event_map = {eid: pdu_with_id(event) for eid, event in found.items()}
+        event_map: dict[str, Mapping[str, Any]] = {
+            eid: pdu_with_id(event) for eid, event in found.items()
+        }
+        event_map.update(extra)
         return dict(resolve_state(version, states, event_map))
 
     async def _new_current_state(
@@ -343,8 +356,9 @@ class EventCreationService:
         version: RoomVersion,
         other_extremities: Sequence[str],
         state_after: dict[StateKey, str],
+        new_event: Mapping[str, Any],
     ) -> NewCurrentState:
-        """The room's state once the new event joins ``other_extremities`` at the DAG's edge."""
+        """The room's state once ``new_event`` joins ``other_extremities`` at the DAG's edge."""
         if not other_extremities:
             return "after"
         others = await self.store.get_events(other_extremities)
@@ -352,7 +366,7 @@ class EventCreationService:
         for event in others.values():
             if event.state_group_after is not None:
                 states.append(await self.store.get_state_group(event.state_group_after))
-        resolved = await self._resolve(version, states)
+        resolved = await self._resolve(version, states, {str(new_event["event_id"]): new_event})
         return "after" if resolved == state_after else resolved
 
     async def _check_against_state(
