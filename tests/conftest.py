@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import secrets
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,20 +43,17 @@ from typing import Any
 # installed client_api package as a namespace package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import attrs
 import httpx
 import psycopg
 import pytest
 import trio
+from plait_fixtures import RegisterUser, RunningServer, make_config, register_user_via_dummy
 
-from homeserver.config import Config, load_config
 from homeserver.homeserver import HomeServer
 from homeserver.storage.database import Database, with_search_path
 from homeserver.storage.migrate import upgrade_engine
 
 POSTGRES_URL = "postgresql://root@127.0.0.1:5432/test"
-# Cheap password hashing for tests (production uses the argon2-cffi defaults).
-TEST_AUTH = {"argon2_time_cost": 1, "argon2_memory_cost_kib": 8, "argon2_parallelism": 1}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -92,32 +89,6 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         await db.aclose()
 
 
-def make_config(tmp_path: Path, database_url: str, **overrides: Any) -> Config:
-    """A validated test configuration; ``overrides`` as in the TOML file."""
-    settings: dict[str, Any] = {
-        "server_name": "test.example",
-        "listen": "127.0.0.1:0",
-        "data_dir": str(tmp_path / "data"),
-        "database_url": database_url,
-        "registration": "open",
-        "auth": dict(TEST_AUTH),
-        "rate_limits": {"enabled": False},
-    }
-    for key, value in overrides.items():
-        if isinstance(value, dict):
-            settings[key] = {**settings.get(key, {}), **value}
-        else:
-            settings[key] = value
-    return load_config(env={}, overrides=settings)
-
-
-@attrs.define
-class RunningServer:
-    base_url: str
-    hs: HomeServer
-    config: Config
-
-
 @pytest.fixture
 async def server(
     request: pytest.FixtureRequest, tmp_path: Path, database_url: str
@@ -133,9 +104,7 @@ async def server(
     try:
         async with trio.open_nursery() as nursery:
             port = await nursery.start(
-                partial(
-                    serve_http, build_router(hs), host="127.0.0.1", port=0, config=config.http
-                )
+                partial(serve_http, build_router(hs), host="127.0.0.1", port=0, config=config.http)
             )
             yield RunningServer(f"http://127.0.0.1:{port}", hs, config)
             nursery.cancel_scope.cancel()
@@ -149,21 +118,6 @@ async def client(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-RegisterUser = Callable[..., Awaitable[dict[str, Any]]]
-
-
-async def _register_user(
-    client: httpx.AsyncClient, username: str, password: str = "correct horse", **body: Any
-) -> dict[str, Any]:
-    response = await client.post(
-        "/_matrix/client/v3/register",
-        json={"username": username, "password": password, "auth": {"type": "m.login.dummy"}, **body},
-    )
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
 @pytest.fixture
 def register_user() -> RegisterUser:
-    return _register_user
+    return register_user_via_dummy

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from conftest import RegisterUser, RunningServer
+from plait_fixtures import RegisterUser, RunningServer
 
 
 async def test_versions_lists_v1_1_to_v1_11(client: httpx.AsyncClient) -> None:
@@ -15,7 +15,9 @@ async def test_versions_lists_v1_1_to_v1_11(client: httpx.AsyncClient) -> None:
     assert response.headers["content-type"] == "application/json"
 
 
-async def test_well_known_points_at_base_url(client: httpx.AsyncClient, server: RunningServer) -> None:
+async def test_well_known_points_at_base_url(
+    client: httpx.AsyncClient, server: RunningServer
+) -> None:
     response = await client.get("/.well-known/matrix/client")
     assert response.status_code == 200
     assert response.json() == {"m.homeserver": {"base_url": server.config.base_url}}
