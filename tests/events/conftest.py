@@ -1,9 +1,8 @@
-"""Fixtures for the event pipeline: a migrated database, the event store, the service."""
+"""Fixtures for the event pipeline: the event store and the service (``database`` is shared)."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 
 import pytest
 from dag_checks import SERVER_NAME, SIGNING_KEY
@@ -11,17 +10,6 @@ from dag_checks import SERVER_NAME, SIGNING_KEY
 from homeserver.events.creation import EventCreationService, StreamNotifier
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore
-from homeserver.storage.migrate import upgrade_engine
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    await db.run_sync(upgrade_engine)
-    try:
-        yield db
-    finally:
-        await db.aclose()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,20 +16,14 @@ from homeserver.storage.events import (
     StateBefore,
     read_auth_chain,
 )
-from homeserver.storage.migrate import upgrade_engine
 
 ROOM = "!r:test.example"
 ALICE = "@alice:test.example"
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[EventStore]:
-    db = Database(database_url)
-    await db.run_sync(upgrade_engine)
-    try:
-        yield EventStore(db)
-    finally:
-        await db.aclose()
+def store(database: Database) -> EventStore:
+    return EventStore(database)
 
 
 def pdu(

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
 
 from homeserver.storage.database import Database
 from homeserver.storage.event_tables import state_group_entries, state_groups
-from homeserver.storage.migrate import upgrade_engine
 from homeserver.storage.state import (
     SNAPSHOT_INTERVAL,
     StateGroupCache,
@@ -21,16 +19,6 @@ from homeserver.storage.state import (
 )
 
 ROOM = "!room:test.example"
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    await db.run_sync(upgrade_engine)
-    try:
-        yield db
-    finally:
-        await db.aclose()
 
 
 def test_diff_state_marks_removals() -> None:
