@@ -78,6 +78,8 @@ def add_routes(router: Router, hs: HomeServer) -> None:
             # Spec: the server does not use registration tokens, so none is valid.
             raise forbidden("Registration tokens are not used on this server")
         hs.rate_limits.check("register", v.client_ip(request))
+        # Uses reserved by abandoned UIA sessions come back before we answer.
+        await hs.interactive_auth.sweep()
         token = request.query_one("token")
         if token is None:
             raise missing_param("'token' is required")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver.accounts.auth import peer_ip
 from homeserver.errors import bad_json, invalid_param, missing_param
 from homeserver.http.types import Request
 
@@ -59,9 +60,5 @@ def string_list(body: dict[str, Any], name: str, *, max_items: int, max_length: 
 
 
 def client_ip(request: Request) -> str:
-    """The peer's address without the port (``1.2.3.4:5678``, ``[::1]:5678``)."""
-    remote = request.remote
-    if remote.startswith("["):
-        return remote[1:].partition("]")[0]
-    host, sep, port = remote.rpartition(":")
-    return host if sep and port.isdigit() else remote
+    """The peer's address without the port: the key of per-IP rate limits."""
+    return peer_ip(request)

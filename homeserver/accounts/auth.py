@@ -314,11 +314,20 @@ async def require_user(hs: HomeServer, request: Request, *, rate_limited: bool =
     method but GET/HEAD) count against the user's ``writes`` bucket unless the
     endpoint has its own limit and passes ``rate_limited=False``.
     """
-    requester = await hs.auth.authenticate(request.access_token, request.remote or None)
+    requester = await hs.auth.authenticate(request.access_token, peer_ip(request) or None)
     request.context["requester"] = requester
     if rate_limited and request.method not in ("GET", "HEAD"):
         hs.rate_limits.check("writes", requester.user_id)
     return requester
+
+
+def peer_ip(request: Request) -> str:
+    """The peer's address without the port (``1.2.3.4:5678``, ``[::1]:5678``)."""
+    remote = request.remote
+    if remote.startswith("["):
+        return remote[1:].partition("]")[0]
+    host, sep, port = remote.rpartition(":")
+    return host if sep and port.isdigit() else remote
 
 
 def password_login_error() -> MatrixError:
