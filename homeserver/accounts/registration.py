@@ -81,7 +81,9 @@ class RegistrationService:
 
     def flows(self) -> list[list[str]]:
         if self.mode == "token":
-            return [[uia.REGISTRATION_TOKEN]]
+            # Token, then dummy, as Synapse offers it: matrix-nio's register_with_token
+            # sends exactly this sequence and expects a 401 after the token stage.
+            return [[uia.REGISTRATION_TOKEN, uia.DUMMY]]
         return [[uia.DUMMY]]
 
     def ensure_open(self) -> None:

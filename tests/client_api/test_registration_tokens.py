@@ -17,17 +17,25 @@ async def register_with_token(
     first = await client.post(f"{V3}/register", json={"username": username, "password": "pw"})
     assert first.status_code == 401
     uia = first.json()
-    assert uia["flows"] == [{"stages": ["m.login.registration_token"]}]
+    assert uia["flows"] == [{"stages": ["m.login.registration_token", "m.login.dummy"]}]
+    session = uia["session"]
+    after_token = await client.post(
+        f"{V3}/register",
+        json={
+            "username": username,
+            "password": "pw",
+            "auth": {"type": "m.login.registration_token", "token": token, "session": session},
+        },
+    )
+    if after_token.status_code != 401 or "errcode" in after_token.json():
+        return after_token
+    assert after_token.json()["completed"] == ["m.login.registration_token"]
     return await client.post(
         f"{V3}/register",
         json={
             "username": username,
             "password": "pw",
-            "auth": {
-                "type": "m.login.registration_token",
-                "token": token,
-                "session": uia["session"],
-            },
+            "auth": {"type": "m.login.dummy", "session": session},
         },
     )
 
@@ -62,7 +70,7 @@ async def test_uses_are_counted_and_exhausted(
     assert not await validity(client, "twice")
     third = await register_with_token(client, "u3", "twice")
     body = assert_error(third, 401, "M_UNAUTHORIZED")
-    assert body["flows"] == [{"stages": ["m.login.registration_token"]}]
+    assert body["flows"] == [{"stages": ["m.login.registration_token", "m.login.dummy"]}]
 
 
 async def test_abandoned_session_gives_the_use_back(
@@ -70,13 +78,18 @@ async def test_abandoned_session_gives_the_use_back(
 ) -> None:
     await server.hs.registration.create_token("solo", uses_allowed=1)
     # A client passes the token stage (which reserves the use) and then walks away.
-    session = await server.hs.interactive_auth.authenticate(
-        {"type": "m.login.registration_token", "token": "solo"},
-        purpose="register",
-        flows=server.hs.registration.flows(),
-        user_id=None,
+    first = await client.post(f"{V3}/register", json={"username": "quitter", "password": "pw"})
+    session = first.json()["session"]
+    after_token = await client.post(
+        f"{V3}/register",
+        json={
+            "username": "quitter",
+            "password": "pw",
+            "auth": {"type": "m.login.registration_token", "token": "solo", "session": session},
+        },
     )
-    assert session.reserved_token == "solo"
+    assert after_token.status_code == 401
+    assert after_token.json()["completed"] == ["m.login.registration_token"]
     stored = await server.hs.registration.get_token("solo")
     assert stored is not None and (stored.pending, stored.completed) == (1, 0)
     assert not await validity(client, "solo")
