@@ -168,6 +168,8 @@ def add_routes(router: Router, hs: HomeServer) -> None:
 
     router.add("GET", f"{_CLIENT}/config", authenticated(config))
     router.add("GET", f"{_CLIENT}/download/{{serverName}}/{{mediaId}}", authenticated(download))
+    # matrix-nio (0.26) asks for ".../{mediaId}/" when it has no file name.
+    router.add("GET", f"{_CLIENT}/download/{{serverName}}/{{mediaId}}/", authenticated(download))
     router.add(
         "GET",
         f"{_CLIENT}/download/{{serverName}}/{{mediaId}}/{{fileName}}",
@@ -178,6 +180,7 @@ def add_routes(router: Router, hs: HomeServer) -> None:
 
     router.add("GET", f"{_MEDIA_V3}/config", legacy(config))
     router.add("GET", f"{_MEDIA_V3}/download/{{serverName}}/{{mediaId}}", legacy(download))
+    router.add("GET", f"{_MEDIA_V3}/download/{{serverName}}/{{mediaId}}/", legacy(download))
     router.add(
         "GET", f"{_MEDIA_V3}/download/{{serverName}}/{{mediaId}}/{{fileName}}", legacy(download)
     )
