@@ -59,6 +59,14 @@ _THUMBNAIL_THREADS = 2
 
 
 @attrs.frozen
+class MediaStatistics:
+    # Downloads waiting for an asynchronous upload to arrive.
+    waiting_downloads: int
+    # Thumbnails being generated right now.
+    thumbnails_in_progress: int
+
+
+@attrs.frozen
 class ServedThumbnail:
     sha256: str
     size: int
@@ -96,12 +104,16 @@ class MediaService:
         self.thumbnail_specs: list[ThumbnailSpec] = parse_thumbnail_sizes(config.thumbnail_sizes)
         # Waiters for pending uploads in this process, woken when the content lands.
         self._arrivals: dict[tuple[str, str], trio.Event] = {}
+        self._waiters: dict[tuple[str, str], int] = {}
         # Thumbnails being generated now, so concurrent requests share one decode.
         self._generating: dict[tuple[object, ...], trio.Event] = {}
         self._thumbnail_limiter = trio.CapacityLimiter(_THUMBNAIL_THREADS)
         # Serialises "record a blob reference" with "delete an unreferenced blob",
         # so a blob cannot vanish between being written and being recorded.
         self._blob_lock = trio.Lock()
+
+    def statistics(self) -> MediaStatistics:
+        return MediaStatistics(sum(self._waiters.values()), len(self._generating))
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -302,9 +314,25 @@ class MediaService:
             left = deadline - trio.current_time()
             if left <= 0:
                 raise not_yet_uploaded()
-            event = self._arrivals.setdefault((server_name, media_id), trio.Event())
-            with trio.move_on_after(min(left, _WAIT_POLL_S)):
+            await self._wait_for_arrival((server_name, media_id), min(left, _WAIT_POLL_S))
+
+    async def _wait_for_arrival(self, key: tuple[str, str], seconds: float) -> None:
+        """Sleep until the upload of ``key`` completes here, or ``seconds`` pass.
+
+        The event is shared by all waiters and dropped with the last of them, so
+        media that never arrives leaves nothing behind.
+        """
+        event = self._arrivals.setdefault(key, trio.Event())
+        self._waiters[key] = self._waiters.get(key, 0) + 1
+        try:
+            with trio.move_on_after(seconds):
                 await event.wait()
+        finally:
+            self._waiters[key] -= 1
+            if not self._waiters[key]:
+                del self._waiters[key]
+                if self._arrivals.get(key) is event:
+                    del self._arrivals[key]
 
     def read(self, sha256: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         return self.store.open_range(sha256, start, end)

@@ -48,11 +48,17 @@ async def test_create_then_put_then_download(alice: httpx.AsyncClient, server: A
     assert got.headers["content-disposition"] == 'inline; filename="later.txt"'
 
 
-async def test_download_before_upload_is_504_not_yet_uploaded(alice: httpx.AsyncClient) -> None:
+async def test_download_before_upload_is_504_not_yet_uploaded(
+    alice: httpx.AsyncClient, server: Any
+) -> None:
     uri = (await create(alice))["content_uri"]
-    r = await alice.get(media_path(uri), params={"timeout_ms": "0"})
-    assert r.status_code == 504
-    assert r.json()["errcode"] == "M_NOT_YET_UPLOADED"
+    for timeout in ("0", "50"):
+        r = await alice.get(media_path(uri), params={"timeout_ms": timeout})
+        assert r.status_code == 504
+        assert r.json()["errcode"] == "M_NOT_YET_UPLOADED"
+    # The waits left nothing behind.
+    assert server.hs.media.statistics().waiting_downloads == 0
+    assert not server.hs.media._arrivals
     r = await alice.get(
         media_path(uri, "thumbnail"), params={"timeout_ms": "0", "width": "32", "height": "32"}
     )
@@ -64,7 +70,7 @@ async def test_download_before_upload_is_504_not_yet_uploaded(alice: httpx.Async
 
 
 async def test_download_waits_for_the_upload_when_asked(
-    alice: httpx.AsyncClient, bob: httpx.AsyncClient
+    alice: httpx.AsyncClient, bob: httpx.AsyncClient, server: Any
 ) -> None:
     uri = (await create(alice))["content_uri"]
     result: dict[str, httpx.Response] = {}
@@ -74,7 +80,9 @@ async def test_download_waits_for_the_upload_when_asked(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(wait_for_it)
-        await trio.sleep(0.2)  # let the download start waiting (no timing is asserted)
+        with trio.fail_after(10):
+            while server.hs.media.statistics().waiting_downloads == 0:  # noqa: ASYNC110
+                await trio.sleep(0.01)
         r = await alice.put(
             put_path(uri), content=b"arrived", headers={"Content-Type": "text/plain"}
         )
