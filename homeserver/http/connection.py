@@ -3,8 +3,9 @@
 h11 handles one request at a time, so pipelined requests are answered in order
 without any extra bookkeeping. Every wait on the peer runs under the
 connection's single cancel scope, whose deadline we move as the connection
-passes through its phases (idle, reading, handling, sending): one scope per
-connection is cheaper than a fresh ``fail_after`` per wait, and when a deadline
+passes through its phases (idle, reading, handling, sending). The deadline is
+a plain attribute that the server's reaper checks a few times per second:
+per-wait ``fail_after`` scopes measurably cost throughput, and when a deadline
 passes the whole connection closes, which is what a slow-loris deserves.
 """
 
@@ -22,7 +23,7 @@ import trio
 
 from homeserver.config import HttpConfig
 from homeserver.errors import MatrixError, too_large
-from homeserver.http import wire
+from homeserver.http import wire, writer
 from homeserver.http.router import Route, Router
 from homeserver.http.types import Request, Response
 
@@ -71,11 +72,16 @@ class HttpConnection:
         self._router = owner.router
         self._stream = stream
         self.remote = remote
-        self._h11 = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=self._config.max_header_bytes
-        )
+        self._h11 = self._new_parser()
         self._scope = trio.CancelScope()
         self.phase = Phase.IDLE
+        # When the current wait must end (trio clock); the server's reaper
+        # cancels the connection once it has passed. Plain float writes keep
+        # the hot path free of per-wait cancel scopes.
+        self.deadline = math.inf
+
+    def _new_parser(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self._config.max_header_bytes)
 
     # -- lifetime -----------------------------------------------------------
 
@@ -89,6 +95,7 @@ class HttpConnection:
                 pass  # the peer went away, or the TLS handshake failed
             except _CloseConnection:
                 pass
+        self.deadline = math.inf
         await self._close(drain)
 
     def on_shutdown(self) -> None:
@@ -120,18 +127,17 @@ class HttpConnection:
 
     async def _serve_requests(self) -> bool:
         """Returns whether unread request bytes may remain (the close should drain)."""
-        conn = self._h11
         config = self._config
-        scope = self._scope
         while True:
             if self._owner.shutting_down:
                 return False
+            conn = self._h11
             if conn.trailing_data[0]:
                 self.phase = Phase.READING
-                scope.deadline = trio.current_time() + config.header_timeout
+                self.deadline = trio.current_time() + config.header_timeout
             else:
                 self.phase = Phase.IDLE
-                scope.deadline = trio.current_time() + config.idle_timeout
+                self.deadline = trio.current_time() + config.idle_timeout
             try:
                 event = await self._next_event()
             except h11.RemoteProtocolError as exc:
@@ -139,12 +145,17 @@ class HttpConnection:
                 return True
             if type(event) is not h11.Request:
                 return False  # ConnectionClosed: the peer is done
-            keep_alive = await self._answer(event)
-            if not keep_alive:
+            if not await self._answer(event):
                 return conn.their_state is not h11.DONE
-            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                return False
-            conn.start_next_cycle()
+            # A fresh parser per request: h11 never sees our responses (see
+            # writer.py), so its state machine cannot be cycled. It starts
+            # with whatever the peer has already pipelined.
+            data, closed = conn.trailing_data
+            self._h11 = conn = self._new_parser()
+            if data:
+                conn.receive_data(data)
+            if closed:
+                conn.receive_data(b"")
 
     async def _next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
         conn = self._h11
@@ -156,7 +167,7 @@ class HttpConnection:
             if self.phase is Phase.IDLE and data:
                 # The first byte of a request starts the header clock.
                 self.phase = Phase.READING
-                self._scope.deadline = trio.current_time() + self._config.header_timeout
+                self.deadline = trio.current_time() + self._config.header_timeout
             conn.receive_data(bytes(data))
 
     async def _answer(self, event: h11.Request) -> bool:
@@ -164,6 +175,7 @@ class HttpConnection:
         started = time.perf_counter()
         request_id = wire.next_request_id()
         self._owner.count_request()
+        conn = self._h11
         try:
             if event.http_version != b"1.1" and event.http_version != b"1.0":
                 raise MatrixError(505, "M_UNRECOGNIZED", "Only HTTP/1.0 and HTTP/1.1 are served")
@@ -173,8 +185,11 @@ class HttpConnection:
         except MatrixError as exc:
             log.info("Refused request from %s (request id %s): %s", self.remote, request_id, exc)
             self._discard_buffered_body()
-            await self._send_response(b"GET", wire.error_response(exc), request_id, close=True)
+            await self._send_response(b"GET", wire.error_response(exc), request_id, True, False)
             return False
+        http10 = event.http_version == b"1.0"
+        # RFC 9112 §9.3: HTTP/1.0 and "Connection: close" end the connection.
+        close = http10 or _asks_to_close(request)
         route: Route | None = None
         response: Response | None = None
         if event.method == b"OPTIONS":
@@ -204,10 +219,13 @@ class HttpConnection:
             else:
                 response = await self._call(route, request)
         assert response is not None
-        if self._h11.their_state is not h11.DONE:
+        if conn.their_state is not h11.DONE:
+            # Answered without reading the body (404, 413, OPTIONS, ...): keep
+            # the connection only if the rest of the request is already here.
             self._discard_buffered_body()
-        close = self._owner.shutting_down or self._h11.their_state is not h11.DONE
-        sent = await self._send_response(event.method, response, request_id, close)
+            close = close or conn.their_state is not h11.DONE
+        close = close or self._owner.shutting_down
+        sent = await self._send_response(event.method, response, request_id, close, http10)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 "%s %s %s %d %d %.1fms %s",
@@ -219,25 +237,24 @@ class HttpConnection:
                 (time.perf_counter() - started) * 1000.0,
                 request_id,
             )
-        return not close and self._h11.our_state is h11.DONE
+        return not close
 
     async def _read_body(self, request: Request, route: Route) -> bytes:
         """The whole body, or 413 ``M_TOO_LARGE`` as soon as it is clearly too big."""
-        limit = route.max_body if route.max_body is not None else self._config.max_json_body
+        conn = self._h11
         declared = request.headers.get("content-length")
         if declared is None and "transfer-encoding" not in request.headers:
             # No body at all; h11 yields EndOfMessage without any I/O.
-            event = self._h11.next_event()
+            event = conn.next_event()
             if type(event) is h11.EndOfMessage:
                 return b""
             raise AssertionError(f"unexpected h11 event {event!r}")  # pragma: no cover
+        limit = route.max_body if route.max_body is not None else self._config.max_json_body
         if declared is not None and _content_length(declared) > limit:
             raise too_large(f"Request body exceeds the limit of {limit} bytes")
-        if self._h11.they_are_waiting_for_100_continue:
-            await self._stream.send_all(
-                self._h11.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
-            )
-        self._scope.deadline = trio.current_time() + self._config.body_timeout
+        if conn.they_are_waiting_for_100_continue:
+            await self._stream.send_all(writer.CONTINUE)
+        self.deadline = trio.current_time() + self._config.body_timeout
         chunks: list[bytes] = []
         total = 0
         while True:
@@ -253,7 +270,8 @@ class HttpConnection:
                 raise AssertionError(f"unexpected h11 event {event!r}")
 
     def _start_body_stream(self, request: Request, route: Route) -> AsyncIterator[bytes]:
-        """Check the declared length now (413 before the handler runs), stream the rest.
+        """For ``stream_body`` routes (media uploads): check the declared length now
+        (413 before the handler runs), then hand the handler the body chunk by chunk.
 
         Whatever the handler leaves unread is handled as for any unread body:
         the connection closes after the response.
@@ -271,19 +289,17 @@ class HttpConnection:
 
     async def _body_chunks(self, limit: int) -> AsyncIterator[bytes]:
         if self._h11.they_are_waiting_for_100_continue:
-            await self._stream.send_all(
-                self._h11.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
-            )
+            await self._stream.send_all(writer.CONTINUE)
         total = 0
         while True:
             # Each wait for the peer gets body_timeout; the handler's own work does not.
-            self._scope.deadline = trio.current_time() + self._config.body_timeout
+            self.deadline = trio.current_time() + self._config.body_timeout
             try:
                 event = await self._next_event()
             except h11.RemoteProtocolError as exc:
                 raise MatrixError(400, "M_UNRECOGNIZED", f"Malformed request body: {exc}") from None
             finally:
-                self._scope.deadline = math.inf
+                self.deadline = math.inf
             if type(event) is h11.Data:
                 total += len(event.data)
                 if total > limit:
@@ -309,7 +325,7 @@ class HttpConnection:
         handler = route.handler
         assert handler is not None
         self.phase = Phase.HANDLING
-        self._scope.deadline = math.inf
+        self.deadline = math.inf
         try:
             return await handler(request)
         except MatrixError as exc:
@@ -329,87 +345,93 @@ class HttpConnection:
         """A malformed request: 400 (or 431 for oversized headers), then close."""
         request_id = wire.next_request_id()
         log.info("Malformed request from %s (request id %s): %s", self.remote, request_id, exc)
-        await self._send_response(b"GET", protocol_error(exc), request_id, close=True)
+        await self._send_response(b"GET", protocol_error(exc), request_id, True, False)
 
     async def _send_response(
-        self, method: bytes, response: Response, request_id: str, close: bool
+        self, method: bytes, response: Response, request_id: str, close: bool, http10: bool
     ) -> int:
         """Send one response; returns the number of body bytes sent."""
         self.phase = Phase.SENDING
-        self._scope.deadline = trio.current_time() + self._config.body_timeout
-        try:
-            head = h11.Response(
-                status_code=response.status,
-                headers=self._response_headers(response, request_id, close),
-                reason=wire.REASONS.get(response.status, b""),
-            )
-        except h11.LocalProtocolError:
-            log.exception("Handler produced an invalid response (request id %s)", request_id)
-            response = wire.internal_error(request_id)
-            head = h11.Response(
-                status_code=500,
-                headers=self._response_headers(response, request_id, close),
-                reason=b"Internal Server Error",
-            )
-        conn = self._h11
-        if response.stream is not None:
-            return await self._send_stream(method, head, response.stream, request_id)
-        data = conn.send(head) or b""
-        body = response.body
-        if body and method != b"HEAD":
-            data += conn.send(h11.Data(data=body)) or b""
-        data += conn.send(h11.EndOfMessage()) or b""
-        await self._stream.send_all(data)
-        return len(body) if method != b"HEAD" else 0
-
-    def _response_headers(
-        self, response: Response, request_id: str, close: bool
-    ) -> list[tuple[bytes, bytes]]:
-        headers = [(name.encode("ascii"), value.encode()) for name, value in response.headers]
-        headers.append(wire.SERVER_HEADER)
-        headers.extend(wire.CORS_HEADERS)
-        headers.append((b"x-request-id", request_id.encode("ascii")))
+        self.deadline = trio.current_time() + self._config.body_timeout
         status = response.status
-        if status != 204 and status != 304:
-            if response.stream is None:
-                headers.append((b"content-length", str(len(response.body)).encode("ascii")))
-            elif response.content_length is not None:
-                headers.append((b"content-length", str(response.content_length).encode("ascii")))
-        if close:
-            headers.append(wire.CLOSE_HEADER)
-        return headers
+        try:
+            if response.stream is not None:
+                return await self._send_stream(method, response, request_id, close, http10)
+            body = response.body
+            head = writer.render_head(
+                status,
+                response.headers,
+                request_id,
+                content_length=len(body) if writer.declares_length(status) else None,
+                chunked=False,
+                close=close,
+            )
+        except writer.InvalidResponse:
+            log.exception("Handler produced an invalid response (request id %s)", request_id)
+            fallback = wire.internal_error(request_id)
+            return await self._send_response(method, fallback, request_id, close, http10)
+        if writer.has_body(method, status) and body:
+            await self._stream.send_all(head + body)
+            return len(body)
+        await self._stream.send_all(head)
+        return 0
 
     async def _send_stream(
-        self, method: bytes, head: h11.Response, stream: AsyncIterator[bytes], request_id: str
+        self, method: bytes, response: Response, request_id: str, close: bool, http10: bool
     ) -> int:
-        conn = self._h11
-        sent = 0
+        body = response.stream
+        assert body is not None
+        length = response.content_length
+        status = response.status
         try:
-            await self._stream.send_all(conn.send(head) or b"")
-            if method != b"HEAD":
-                timeout = self._config.body_timeout
-                async for chunk in stream:
-                    if not chunk:
-                        continue
-                    # The producer may be slow (remote media); only our sends are timed.
-                    self._scope.deadline = trio.current_time() + timeout
-                    await self._stream.send_all(conn.send(h11.Data(data=chunk)) or b"")
-                    self._scope.deadline = math.inf
-                    sent += len(chunk)
-            await self._stream.send_all(conn.send(h11.EndOfMessage()) or b"")
-        except h11.LocalProtocolError:
-            log.exception("Streamed body did not match its length (request id %s)", request_id)
-            raise _CloseConnection from None
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise
-        except Exception:
-            log.exception("Streamed body failed (request id %s)", request_id)
-            raise _CloseConnection from None
+            # An HTTP/1.0 peer cannot read chunks: it gets a close-delimited body
+            # (and ``close`` is already set for it).
+            chunked = length is None and not http10 and writer.declares_length(status)
+            head = writer.render_head(
+                status,
+                response.headers,
+                request_id,
+                content_length=length if writer.declares_length(status) else None,
+                chunked=chunked,
+                close=close,
+            )
+            await self._stream.send_all(head)
+            if not writer.has_body(method, status):
+                return 0
+            return await self._send_chunks(body, length, chunked, request_id)
         finally:
-            aclose = getattr(stream, "aclose", None)
+            aclose = getattr(body, "aclose", None)
             if aclose is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(1.0):
                     await aclose()
+
+    async def _send_chunks(
+        self, body: AsyncIterator[bytes], length: int | None, chunked: bool, request_id: str
+    ) -> int:
+        timeout = self._config.body_timeout
+        sent = 0
+        try:
+            async for data in body:
+                if not data:
+                    continue
+                sent += len(data)
+                if length is not None and sent > length:
+                    raise writer.InvalidResponse(f"stream exceeds its length {length}")
+                # The producer may be slow (remote media); only our sends are timed.
+                self.deadline = trio.current_time() + timeout
+                await self._stream.send_all(writer.chunk(data) if chunked else data)
+                self.deadline = math.inf
+            if length is not None and sent != length:
+                raise writer.InvalidResponse(f"stream ended at {sent} of {length} bytes")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise
+        except Exception:
+            # The status is already sent: all we can do is cut the body short.
+            log.exception("Streamed body failed (request id %s)", request_id)
+            raise _CloseConnection from None
+        if chunked:
+            self.deadline = trio.current_time() + timeout
+            await self._stream.send_all(writer.LAST_CHUNK)
         return sent
 
     # -- for the WebSocket upgrade -------------------------------------------
@@ -422,13 +444,14 @@ class HttpConnection:
     def h11_connection(self) -> h11.Connection:
         return self._h11
 
-    @property
-    def scope(self) -> trio.CancelScope:
-        return self._scope
-
     async def send_plain(self, method: bytes, response: Response, request_id: str) -> None:
         """Answer (and then close) without the normal request bookkeeping."""
-        await self._send_response(method, response, request_id, close=True)
+        await self._send_response(method, response, request_id, True, False)
+
+
+def _asks_to_close(request: Request) -> bool:
+    value = request.headers.get("connection")
+    return value is not None and "close" in (t.strip() for t in value.lower().split(","))
 
 
 def protocol_error(exc: h11.RemoteProtocolError) -> Response:

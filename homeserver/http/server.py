@@ -86,26 +86,48 @@ class HttpServer:
             listeners = listeners[:1]
         self.port = int(listeners[0].socket.getsockname()[1])
         try:
-            async with trio.open_nursery() as connections:
-                async with trio.open_nursery() as acceptors:
-                    self._accept_scope = acceptors.cancel_scope
-                    if self._shutting_down:
-                        acceptors.cancel_scope.cancel()
-                    for listener in listeners:
-                        acceptors.start_soon(self._accept_loop, listener, connections)
-                    task_status.started(self.port)
-                # Only shutdown cancels the acceptors: stop listening, let
-                # in-flight requests finish within the grace period.
-                for listener in listeners:
-                    await trio.aclose_forcefully(listener)
-                self._not_accepting.set()
-                connections.cancel_scope.deadline = (
-                    trio.current_time() + self._config.shutdown_grace
-                )
+            async with trio.open_nursery() as housekeeping:
+                housekeeping.start_soon(self._reap_expired)
+                await self._serve(listeners, self.port, task_status)
+                housekeeping.cancel_scope.cancel()
         finally:
             for listener in listeners:
                 await trio.aclose_forcefully(listener)
             self._not_accepting.set()
+
+    async def _serve(
+        self, listeners: list[trio.SocketListener], port: int, task_status: trio.TaskStatus[int]
+    ) -> None:
+        async with trio.open_nursery() as connections:
+            async with trio.open_nursery() as acceptors:
+                self._accept_scope = acceptors.cancel_scope
+                if self._shutting_down:
+                    acceptors.cancel_scope.cancel()
+                for listener in listeners:
+                    acceptors.start_soon(self._accept_loop, listener, connections)
+                task_status.started(port)
+            # Only shutdown cancels the acceptors: stop listening, let
+            # in-flight requests finish within the grace period.
+            for listener in listeners:
+                await trio.aclose_forcefully(listener)
+            self._not_accepting.set()
+            connections.cancel_scope.deadline = trio.current_time() + self._config.shutdown_grace
+
+    async def _reap_expired(self) -> None:
+        """Close connections whose current wait outlived its timeout.
+
+        Timeouts fire up to one tick late; in exchange, moving a deadline costs
+        the request path a float store instead of a cancel scope.
+        """
+        config = self._config
+        shortest = min(config.idle_timeout, config.header_timeout, config.body_timeout)
+        tick = min(1.0, max(0.01, shortest / 4))
+        while True:
+            await trio.sleep(tick)
+            now = trio.current_time()
+            for connection in self._connections:
+                if connection.deadline <= now:
+                    connection.cancel()
 
     def begin_shutdown(self) -> None:
         """Stop accepting; idle connections close now, busy ones after their request."""

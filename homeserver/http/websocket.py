@@ -98,7 +98,7 @@ async def serve_upgrade(
         websocket = await ws_request.accept(
             extra_headers=[(b"x-request-id", request.request_id.encode("ascii"))]
         )
-        connection.scope.deadline = math.inf
+        connection.deadline = math.inf
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 "%s %s %s 101 0 %.1fms %s",

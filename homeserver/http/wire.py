@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import os
-from http import HTTPStatus
 from urllib.parse import parse_qs
 
 import h11
@@ -23,12 +22,6 @@ CORS_HEADERS: list[tuple[bytes, bytes]] = [
     (b"access-control-allow-methods", b"GET, POST, PUT, DELETE, OPTIONS"),
     (b"access-control-allow-headers", b"X-Requested-With, Content-Type, Authorization"),
 ]
-SERVER_HEADER: tuple[bytes, bytes] = (b"server", b"Plait")
-CLOSE_HEADER: tuple[bytes, bytes] = (b"connection", b"close")
-JSON_CONTENT_TYPE: tuple[bytes, bytes] = (b"content-type", b"application/json")
-
-# Reason phrases, encoded once (h11 would otherwise send an empty one).
-REASONS: dict[int, bytes] = {int(s): s.phrase.encode("ascii") for s in HTTPStatus}
 
 # A request id is a per-process random prefix plus a counter: unique across the
 # workers of one deployment, short in logs, and free of per-request randomness.

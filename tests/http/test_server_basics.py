@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import httpx
 import pytest
@@ -215,3 +216,17 @@ async def test_streaming_with_wrong_length_closes_connection(running: Running) -
     # The server promised 1000 bytes, had 40: it must close, not hang.
     assert reply.startswith(b"HTTP/1.1 200")
     assert len(reply.partition(b"\r\n\r\n")[2]) < 1000
+
+
+async def test_errors_and_preflights_keep_the_connection_alive(running: Running) -> None:
+    raw = (
+        b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"DELETE /_matrix/client/versions HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"OPTIONS /json HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        b"POST /small/x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        b"GET /_matrix/client/versions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    reply = await raw_exchange(running.port, raw)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", reply)
+    assert statuses == [b"404", b"405", b"204", b"405", b"200"]
+    assert reply.lower().count(b"connection: close") == 1

@@ -1,0 +1,1 @@
+"""Benchmarks and load generators; they only ever target loopback addresses."""
