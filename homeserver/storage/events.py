@@ -14,6 +14,8 @@ in-process cache of committed state groups.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -229,16 +231,19 @@ def persist_event_txn(
         old_group = conn.execute(
             sa.select(rooms.c.current_state_group).where(rooms.c.room_id == room_id)
         ).scalar_one_or_none()
-        old_state = load_state_group(conn, old_group, cache) if old_group is not None else {}
-        if isinstance(event.new_current_state, str):
-            new_state, new_group = state_after, group_after
+        if isinstance(event.new_current_state, str) and group_after == old_group:
+            pass  # A message on the room's only extremity: current state is unchanged.
         else:
-            new_state = dict(event.new_current_state)
-            new_group = store_state_group(
-                conn, room_id, new_state, prev_group=group_after, prev_state=state_after
-            )
-            new_groups[new_group] = new_state
-        replace_current_state(conn, room_id, old_state, new_state, new_group)
+            old_state = load_state_group(conn, old_group, cache) if old_group is not None else {}
+            if isinstance(event.new_current_state, str):
+                new_state, new_group = state_after, group_after
+            else:
+                new_state = dict(event.new_current_state)
+                new_group = store_state_group(
+                    conn, room_id, new_state, prev_group=group_after, prev_state=state_after
+                )
+                new_groups[new_group] = new_state
+            replace_current_state(conn, room_id, old_state, new_state, new_group)
 
     stored = StoredEvent(
         event_id=event.event_id,
@@ -393,29 +398,80 @@ def read_room(conn: Connection, room_id: str) -> RoomInfo | None:
     return RoomInfo(room_id=row.room_id, room_version=row.room_version, creator=row.creator)
 
 
+class _EventCache:
+    """LRU of committed events by ID. Events are immutable once stored, so entries never go stale."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max = max_entries
+        self._entries: OrderedDict[str, StoredEvent] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
+        found: dict[str, StoredEvent] = {}
+        with self._lock:
+            for event_id in event_ids:
+                event = self._entries.get(event_id)
+                if event is not None:
+                    self._entries.move_to_end(event_id)
+                    found[event_id] = event
+        return found
+
+    def put_many(self, found: Iterable[StoredEvent]) -> None:
+        with self._lock:
+            for event in found:
+                self._entries[event.event_id] = event
+                self._entries.move_to_end(event.event_id)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    def invalidate(self, event_id: str) -> None:
+        with self._lock:
+            self._entries.pop(event_id, None)
+
+
 class EventStore:
     """Async reads and writes of events through the database gateway.
 
-    Holds the state-group cache; groups enter it only after their transaction
-    committed (see ``state.py``).
+    Holds three in-process caches of things that never change once committed:
+    state groups, events and room versions; entries are added only after their
+    transaction committed (see ``state.py``). Returned events are shared with
+    the cache: treat ``StoredEvent.pdu`` as read-only.
     """
 
-    def __init__(self, database: Database, *, state_cache: StateGroupCache | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        state_cache: StateGroupCache | None = None,
+        event_cache_size: int = 20_000,
+    ) -> None:
         self.database = database
         self.state_cache = state_cache if state_cache is not None else StateGroupCache()
+        self._event_cache = _EventCache(event_cache_size)
+        self._rooms: dict[str, RoomInfo] = {}
 
     async def persist(self, event: EventToPersist) -> PersistResult:
         cache = self.state_cache
         result = await self.database.run(lambda conn: persist_event_txn(conn, event, cache))
         for group, state in result.new_groups.items():
             cache.put(group, state)
+        self._event_cache.put_many([result.event])
         return result
 
+    def invalidate_event(self, event_id: str) -> None:
+        """Drop a cached event whose row was changed (e.g. by redaction)."""
+        self._event_cache.invalidate(event_id)
+
     async def get_events(self, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
+        """The stored events among ``event_ids`` (unknown IDs are left out)."""
         ids = list(event_ids)
-        if not ids:
-            return {}
-        return await self.database.read(lambda conn: read_events(conn, ids))
+        found = self._event_cache.get_many(ids)
+        missing = [eid for eid in ids if eid not in found]
+        if missing:
+            loaded = await self.database.read(lambda conn: read_events(conn, missing))
+            self._event_cache.put_many(loaded.values())
+            found.update(loaded)
+        return found
 
     async def get_event(self, event_id: str) -> StoredEvent | None:
         return (await self.get_events([event_id])).get(event_id)
@@ -425,7 +481,13 @@ class EventStore:
         return await self.database.read(lambda conn: read_auth_chain(conn, ids))
 
     async def get_room(self, room_id: str) -> RoomInfo | None:
-        return await self.database.read(lambda conn: read_room(conn, room_id))
+        room = self._rooms.get(room_id)
+        if room is None:
+            room = await self.database.read(lambda conn: read_room(conn, room_id))
+            # A room's version and creator never change; unknown rooms are not cached.
+            if room is not None:
+                self._rooms[room_id] = room
+        return room
 
     async def get_forward_extremities(self, room_id: str) -> list[str]:
         """The room's forward extremities, deepest first."""
