@@ -114,10 +114,10 @@ def add_routes(router: Router, hs: HomeServer) -> None:
 
     for prefix in ("v3", "r0"):
         base = f"/_matrix/client/{prefix}"
-        router.add("POST", f"{base}/account/password", change_password)
-        router.add("POST", f"{base}/account/deactivate", deactivate)
+        router.add("POST", f"{base}/account/password", change_password, max_body=v.SMALL_BODY)
+        router.add("POST", f"{base}/account/deactivate", deactivate, max_body=v.SMALL_BODY)
         router.add("GET", f"{base}/devices", list_devices)
         router.add("GET", f"{base}/devices/{{deviceId}}", get_device)
-        router.add("PUT", f"{base}/devices/{{deviceId}}", update_device)
-        router.add("DELETE", f"{base}/devices/{{deviceId}}", delete_device)
+        router.add("PUT", f"{base}/devices/{{deviceId}}", update_device, max_body=v.SMALL_BODY)
+        router.add("DELETE", f"{base}/devices/{{deviceId}}", delete_device, max_body=v.SMALL_BODY)
         router.add("POST", f"{base}/delete_devices", delete_devices)

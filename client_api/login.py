@@ -99,8 +99,8 @@ def add_routes(router: Router, hs: HomeServer) -> None:
 
     for prefix in ("v3", "r0"):
         router.add("GET", f"/_matrix/client/{prefix}/login", login_flows)
-        router.add("POST", f"/_matrix/client/{prefix}/login", login)
+        router.add("POST", f"/_matrix/client/{prefix}/login", login, max_body=v.SMALL_BODY)
         router.add("POST", f"/_matrix/client/{prefix}/logout", logout)
         router.add("POST", f"/_matrix/client/{prefix}/logout/all", logout_all)
         router.add("GET", f"/_matrix/client/{prefix}/account/whoami", whoami)
-    router.add("POST", "/_matrix/client/v3/refresh", refresh)
+    router.add("POST", "/_matrix/client/v3/refresh", refresh, max_body=v.SMALL_BODY)

@@ -73,6 +73,6 @@ def add_routes(router: Router, hs: HomeServer) -> None:
         base = f"/_matrix/client/{prefix}/profile/{{userId}}"
         router.add("GET", base, get_profile)
         router.add("GET", f"{base}/displayname", get_displayname)
-        router.add("PUT", f"{base}/displayname", set_displayname)
+        router.add("PUT", f"{base}/displayname", set_displayname, max_body=v.SMALL_BODY)
         router.add("GET", f"{base}/avatar_url", get_avatar_url)
-        router.add("PUT", f"{base}/avatar_url", set_avatar_url)
+        router.add("PUT", f"{base}/avatar_url", set_avatar_url, max_body=v.SMALL_BODY)

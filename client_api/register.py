@@ -86,7 +86,7 @@ def add_routes(router: Router, hs: HomeServer) -> None:
         return Response.json({"valid": await hs.registration.token_validity(token)})
 
     for prefix in ("v3", "r0"):
-        router.add("POST", f"/_matrix/client/{prefix}/register", register)
+        router.add("POST", f"/_matrix/client/{prefix}/register", register, max_body=v.SMALL_BODY)
         router.add("GET", f"/_matrix/client/{prefix}/register/available", available)
     router.add(
         "GET", "/_matrix/client/v1/register/m.login.registration_token/validity", token_validity

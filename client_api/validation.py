@@ -15,6 +15,10 @@ from homeserver.http.types import Request
 
 _MISSING = object()
 
+# Account requests are small; a tighter body cap than the server default
+# (``http.max_json_body``) keeps unauthenticated endpoints cheap to attack.
+SMALL_BODY = 64 * 1024
+
 
 def string(
     body: dict[str, Any],
