@@ -55,8 +55,12 @@ async def bad_header(request: Request) -> Response:
 
 
 async def stream(request: Request) -> Response:
+    fail = request.query_one("fail") is not None
+
     async def chunks() -> AsyncIterator[bytes]:
         for i in range(5):
+            if fail and i == 2:
+                raise RuntimeError("storage went away")
             yield f"chunk{i};".encode()
             await trio.lowlevel.checkpoint()
 

@@ -230,3 +230,27 @@ async def test_errors_and_preflights_keep_the_connection_alive(running: Running)
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", reply)
     assert statuses == [b"404", b"405", b"204", b"405", b"200"]
     assert reply.lower().count(b"connection: close") == 1
+
+
+async def test_streaming_head_and_http10(running: Running) -> None:
+    reply = await raw_exchange(
+        running.port, b"HEAD /stream?length=40 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert b"Content-Length: 40" in head and body == b""
+    # HTTP/1.0 cannot read chunks: the body is delimited by the close.
+    reply = await raw_exchange(running.port, b"GET /stream HTTP/1.0\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding" not in head and b"Content-Length" not in head
+    assert body == b"".join(f"chunk{i};".encode() for i in range(5))
+
+
+async def test_stream_failing_midway_cuts_connection_and_logs(
+    running: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    reply = await raw_exchange(running.port, b"GET /stream?fail=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert not reply.endswith(b"0\r\n\r\n")  # no terminating chunk: the client sees the cut
+    assert any("Streamed body failed" in r.getMessage() for r in caplog.records)
+    async with httpx.AsyncClient(base_url=running.base_url) as client:
+        assert (await client.get("/_matrix/client/versions")).status_code == 200
