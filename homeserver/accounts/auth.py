@@ -21,7 +21,8 @@ from sqlalchemy.engine import Connection
 from homeserver.accounts import tokens
 from homeserver.accounts.passwords import PasswordHasher
 from homeserver.config import AuthConfig
-from homeserver.errors import MatrixError, forbidden, missing_token, unknown_token
+from homeserver.core.identifiers import parse_user_id
+from homeserver.errors import MatrixError, bad_json, forbidden, missing_token, unknown_token
 from homeserver.http.types import Request
 from homeserver.storage import accounts as accounts_db
 from homeserver.storage import devices as devices_db
@@ -343,9 +344,6 @@ def login_user_id(body: dict[str, object], server_name: str) -> str | None:
     or a user on another server gives None (the caller answers as for a wrong
     password); a wrong *shape* is ``M_BAD_JSON``.
     """
-    from homeserver.core.identifiers import parse_user_id
-    from homeserver.errors import bad_json
-
     identifier = body.get("identifier")
     user: object
     if identifier is not None:
@@ -368,5 +366,6 @@ def login_user_id(body: dict[str, object], server_name: str) -> str | None:
         parsed = parse_user_id(user)
         if parsed is None or parsed[1] != server_name:
             return None
-        return f"@{parsed[0].lower()}:{server_name}" if parsed[0] != parsed[0].lower() else user
+        user = parsed[0]
+    # New localparts are lower case (registration lower-cases them), so logins are too.
     return f"@{user.lower()}:{server_name}"
