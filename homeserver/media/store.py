@@ -29,6 +29,9 @@ import trio
 # hop is cheap, small enough that memory stays flat.
 CHUNK_SIZE = 256 * 1024
 
+# Chunks received but not yet written, at most (memory stays bounded by this).
+_WRITE_QUEUE = 4
+
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -113,14 +116,29 @@ class LocalDiskStore:
         digest = hashlib.sha256()
         size = 0
         f: IO[bytes] = await trio.to_thread.run_sync(_create, tmp_path)
+
+        def hash_and_write(chunk: bytes) -> None:
+            digest.update(chunk)  # releases the GIL for large buffers
+            f.write(chunk)
+
+        async def writer(receive: trio.MemoryReceiveChannel[bytes]) -> None:
+            async with receive:
+                async for chunk in receive:
+                    await trio.to_thread.run_sync(hash_and_write, chunk)
+
         try:
             try:
-                async for chunk in _rechunk(chunks):
-                    size += len(chunk)
-                    if max_size is not None and size > max_size:
-                        raise BlobTooLarge(max_size)
-                    digest.update(chunk)
-                    await trio.to_thread.run_sync(f.write, chunk)
+                # Receiving the next chunk overlaps with hashing and writing the
+                # previous one in a thread; the channel bounds what is in flight.
+                send, receive = trio.open_memory_channel[bytes](_WRITE_QUEUE)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(writer, receive)
+                    async with send:
+                        async for chunk in _rechunk(chunks):
+                            size += len(chunk)
+                            if max_size is not None and size > max_size:
+                                raise BlobTooLarge(max_size)
+                            await send.send(chunk)
             finally:
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(f.close)
