@@ -171,3 +171,28 @@ async def test_max_connections_holds_extra_clients_until_a_slot_frees(
         reply = await second.receive_some(65536)
     assert reply.startswith(b"HTTP/1.1 200")
     await second.aclose()
+
+
+async def test_oversized_headers_arriving_slowly_get_431(running: Running) -> None:
+    stream = await trio.open_tcp_stream("127.0.0.1", running.port)
+    async with stream:
+        await stream.send_all(b"GET /_matrix/client/versions HTTP/1.1\r\nHost: x\r\n")
+        piece = b"X-Filler: " + b"f" * 1000 + b"\r\n"
+        reply = b""
+        with trio.fail_after(10):
+            try:
+                # Never finish the head: h11's bound on an incomplete head must trip.
+                for _ in range(2 * TEST_CONFIG.max_header_bytes // len(piece)):
+                    await stream.send_all(piece)
+                    await trio.sleep(0.01)
+            except trio.BrokenResourceError:
+                pass
+            while True:
+                try:
+                    chunk = await stream.receive_some(65536)
+                except trio.BrokenResourceError:
+                    break
+                if not chunk:
+                    break
+                reply += chunk
+    assert reply.startswith(b"HTTP/1.1 431")
