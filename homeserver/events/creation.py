@@ -165,6 +165,7 @@ class EventCreationService:
                     new_room=RoomInfo(
                         room_id=room_id, room_version=version.identifier, creator=creator
                     ),
+                    local=True,
                 )
             )
         self._notify(result.event)
@@ -219,15 +220,22 @@ class EventCreationService:
             if state_key is not None:
                 state_after[(event_type, state_key)] = event_id
             remaining = [eid for eid, _ in extremities if eid not in prevs]
-            new_current = await self._new_current_state(
-                version, remaining, state_after, {**signed, "event_id": event_id}
-            )
+            new_current: NewCurrentState
+            if not remaining and len(prevs) == 1 and state_key is None:
+                # A message on the room's only extremity: the current state is the
+                # state after that extremity, and stays so.
+                new_current = None
+            else:
+                new_current = await self._new_current_state(
+                    version, remaining, state_after, {**signed, "event_id": event_id}
+                )
             result = await self.store.persist(
                 EventToPersist(
                     event_id=event_id,
                     pdu=signed,
                     state_before=before,
                     new_current_state=new_current,
+                    local=True,
                 )
             )
         self._notify(result.event)

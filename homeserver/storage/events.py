@@ -119,6 +119,8 @@ class EventToPersist:
     new_current_state: NewCurrentState = None
     # Set for a room's create event: the ``rooms`` row is written in the same transaction.
     new_room: RoomInfo | None = None
+    # Created here just now: no stored event can cite it yet, so no child check is needed.
+    local: bool = False
 
 
 @attrs.frozen
@@ -225,7 +227,13 @@ def persist_event_txn(
 
     accepted = event.rejected_reason is None and not event.soft_failed
     if event.state_before is not None and accepted:
-        _update_forward_extremities(conn, room_id, event.event_id, pdu.get("prev_events", []))
+        _update_forward_extremities(
+            conn,
+            room_id,
+            event.event_id,
+            pdu.get("prev_events", []),
+            may_have_children=not event.local,
+        )
 
     if event.new_current_state is not None and state_after is not None and group_after is not None:
         old_group = conn.execute(
@@ -298,34 +306,52 @@ def insert_edges(
 
 
 def _update_forward_extremities(
-    conn: Connection, room_id: str, event_id: str, prev_event_ids: Sequence[str]
+    conn: Connection,
+    room_id: str,
+    event_id: str,
+    prev_event_ids: Sequence[str],
+    *,
+    may_have_children: bool,
 ) -> None:
     """The event replaces its prev events as an extremity, unless it already has a child.
 
     A forward extremity is an event with no accepted child (s2s brief, "DAG bookkeeping");
     a child can arrive first over federation, hence the check.
     """
-    if prev_event_ids:
+    prevs = list(dict.fromkeys(prev_event_ids))
+    if not may_have_children and len(prevs) == 1:
+        # The common case, one statement: the new event takes its parent's place.
+        moved = conn.execute(
+            sa.update(event_forward_extremities)
+            .where(
+                event_forward_extremities.c.room_id == room_id,
+                event_forward_extremities.c.event_id == prevs[0],
+            )
+            .values(event_id=event_id)
+        )
+        if moved.rowcount == 1:
+            return
+    elif prevs:
         conn.execute(
             sa.delete(event_forward_extremities).where(
                 event_forward_extremities.c.room_id == room_id,
-                event_forward_extremities.c.event_id.in_(list(prev_event_ids)),
+                event_forward_extremities.c.event_id.in_(prevs),
             )
         )
-    child = (
-        sa.select(events.c.event_id)
-        .join(event_edges, event_edges.c.event_id == events.c.event_id)
-        .where(
-            event_edges.c.prev_event_id == event_id,
-            events.c.rejected_reason.is_(None),
-            events.c.soft_failed == sa.false(),
-            events.c.outlier == sa.false(),
+    if may_have_children:
+        child = (
+            sa.select(events.c.event_id)
+            .join(event_edges, event_edges.c.event_id == events.c.event_id)
+            .where(
+                event_edges.c.prev_event_id == event_id,
+                events.c.rejected_reason.is_(None),
+                events.c.soft_failed == sa.false(),
+                events.c.outlier == sa.false(),
+            )
         )
-    )
-    if conn.execute(child.limit(1)).first() is None:
-        conn.execute(
-            sa.insert(event_forward_extremities).values(room_id=room_id, event_id=event_id)
-        )
+        if conn.execute(child.limit(1)).first() is not None:
+            return
+    conn.execute(sa.insert(event_forward_extremities).values(room_id=room_id, event_id=event_id))
 
 
 def _row_to_event(row: sa.Row[Any]) -> StoredEvent:
