@@ -121,10 +121,20 @@ class LocalDiskStore:
             digest.update(chunk)  # releases the GIL for large buffers
             f.write(chunk)
 
-        async def writer(receive: trio.MemoryReceiveChannel[bytes]) -> None:
-            async with receive:
-                async for chunk in receive:
-                    await trio.to_thread.run_sync(hash_and_write, chunk)
+        # The first error of either side, re-raised as itself after the nursery
+        # (callers match BlobTooLarge or the HTTP layer's MatrixError, not groups).
+        failure: list[Exception] = []
+
+        async def writer(
+            receive: trio.MemoryReceiveChannel[bytes], cancel: trio.CancelScope
+        ) -> None:
+            try:
+                async with receive:
+                    async for chunk in receive:
+                        await trio.to_thread.run_sync(hash_and_write, chunk)
+            except Exception as e:
+                failure.append(e)
+                cancel.cancel()
 
         try:
             try:
@@ -132,13 +142,19 @@ class LocalDiskStore:
                 # previous one in a thread; the channel bounds what is in flight.
                 send, receive = trio.open_memory_channel[bytes](_WRITE_QUEUE)
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(writer, receive)
+                    nursery.start_soon(writer, receive, nursery.cancel_scope)
                     async with send:
-                        async for chunk in _rechunk(chunks):
-                            size += len(chunk)
-                            if max_size is not None and size > max_size:
-                                raise BlobTooLarge(max_size)
-                            await send.send(chunk)
+                        try:
+                            async for chunk in _rechunk(chunks):
+                                size += len(chunk)
+                                if max_size is not None and size > max_size:
+                                    raise BlobTooLarge(max_size)
+                                await send.send(chunk)
+                        except Exception as e:
+                            failure.append(e)
+                            nursery.cancel_scope.cancel()
+                if failure:
+                    raise failure[0]
             finally:
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(f.close)
