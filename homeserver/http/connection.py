@@ -347,7 +347,12 @@ class HttpConnection:
     async def _answer_protocol_error(self, exc: h11.RemoteProtocolError) -> None:
         """A malformed request: 400 (or 431 for oversized headers), then close."""
         request_id = wire.next_request_id()
-        log.info("Malformed request from %s (request id %s): %s", self.remote, request_id, exc)
+        log.info(
+            "Malformed request from %s (request id %s): %s",
+            self.remote,
+            request_id,
+            describe_protocol_error(exc),
+        )
         await self._send_response(b"GET", protocol_error(exc), request_id, True, False)
 
     async def _send_response(
@@ -462,7 +467,17 @@ def protocol_error(exc: h11.RemoteProtocolError) -> Response:
     status = exc.error_status_hint if 400 <= exc.error_status_hint < 500 else 400
     if status == 431:
         return wire.plain_error(431, "M_TOO_LARGE", "Request line and headers are too large")
-    return wire.plain_error(status, "M_UNRECOGNIZED", f"Malformed HTTP request: {exc}")
+    return wire.plain_error(
+        status, "M_UNRECOGNIZED", f"Malformed HTTP request: {describe_protocol_error(exc)}"
+    )
+
+
+def describe_protocol_error(exc: h11.RemoteProtocolError) -> str:
+    """h11's reason without the bytes it quotes: they may hold a token or a password."""
+    message = str(exc)
+    if "b'" in message or 'b"' in message:
+        message = message.partition(":")[0]
+    return message[:200]
 
 
 def _content_length(value: str) -> int:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import attrs
 import httpx
+import pytest
 import trio
 from http_harness import TEST_CONFIG, Running, raw_exchange, start, wait_until
 
@@ -196,3 +199,18 @@ async def test_oversized_headers_arriving_slowly_get_431(running: Running) -> No
                     break
                 reply += chunk
     assert reply.startswith(b"HTTP/1.1 431")
+
+
+async def test_malformed_request_bytes_are_not_logged_or_echoed(
+    running: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for raw in (
+        b"GET /?access_token=sekrit1 HTTP/1.1 junk\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization Bearer sekrit2\r\n\r\n",
+    ):
+        reply = await raw_exchange(running.port, raw)
+        assert reply.startswith(b"HTTP/1.1 400")
+        assert b"sekrit" not in reply
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("plait.")]
+    assert ours and not any("sekrit" in m for m in ours)
