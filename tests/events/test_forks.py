@@ -223,3 +223,31 @@ async def test_outlier_has_no_state_and_is_not_cited(
         await service.create_and_persist_event(
             room_id, "m.room.message", ALICE, {"body": "x"}, prev_event_ids=[event_id]
         )
+
+
+@pytest.mark.parametrize("version", ["10", "12"])
+async def test_more_than_twenty_extremities_are_merged_twenty_at_a_time(
+    service: EventCreationService, store: EventStore, version: str
+) -> None:
+    room_id, history = await build_room(service, version)
+    base = history[-1]
+    forks = []
+    for i in range(25):
+        _, pdu = await remote_pdu(
+            store, base, "m.room.message", {"body": str(i)}, ts=1_800_000_000_000 + i
+        )
+        forks.append(await service.persist_federated_event(pdu))
+    assert len(await store.get_forward_extremities(room_id)) == 25
+    assert await store.get_current_state_ids(room_id) == fold_state(history)
+    first = await service.create_and_persist_event(room_id, "m.room.message", ALICE, {"body": "m1"})
+    assert len(first.pdu["prev_events"]) == 20
+    left = set(await store.get_forward_extremities(room_id))
+    assert left == {first.event_id} | ({f.event_id for f in forks} - set(first.pdu["prev_events"]))
+    assert len(left) == 6
+    second = await service.create_and_persist_event(
+        room_id, "m.room.message", ALICE, {"body": "m2"}
+    )
+    assert set(second.pdu["prev_events"]) == left
+    assert second.depth == first.depth + 1
+    assert await store.get_forward_extremities(room_id) == [second.event_id]
+    assert await store.get_state_at_event(second.event_id) == fold_state(history)
