@@ -69,11 +69,6 @@ def add_routes(router: Router, hs: HomeServer) -> None:
         # We hold no third-party identifiers, so there is nothing to unbind.
         return Response.json({"id_server_unbind_result": "no-support"})
 
-    async def threepids(request: Request) -> Response:
-        # We hold no third-party identifiers; Element's settings page still asks.
-        await require_user(hs, request)
-        return Response.json({"threepids": []})
-
     async def list_devices(request: Request) -> Response:
         requester = await require_user(hs, request)
         devices = await hs.devices.list_devices(requester.user_id)
@@ -121,7 +116,6 @@ def add_routes(router: Router, hs: HomeServer) -> None:
         base = f"/_matrix/client/{prefix}"
         router.add("POST", f"{base}/account/password", change_password, max_body=v.SMALL_BODY)
         router.add("POST", f"{base}/account/deactivate", deactivate, max_body=v.SMALL_BODY)
-        router.add("GET", f"{base}/account/3pid", threepids)
         router.add("GET", f"{base}/devices", list_devices)
         router.add("GET", f"{base}/devices/{{deviceId}}", get_device)
         router.add("PUT", f"{base}/devices/{{deviceId}}", update_device, max_body=v.SMALL_BODY)

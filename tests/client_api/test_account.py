@@ -259,9 +259,3 @@ async def test_profile_lookups_that_fail(
 ) -> None:
     assert_error(await client.get(f"{V3}/profile/{user_id}"), status, errcode)
 
-
-async def test_threepids_are_empty(client: httpx.AsyncClient, register_user: RegisterUser) -> None:
-    alice = await register_user(client, "alice")
-    response = await client.get(f"{V3}/account/3pid", headers=bearer(alice["access_token"]))
-    assert response.status_code == 200 and response.json() == {"threepids": []}
-    assert_error(await client.get(f"{V3}/account/3pid"), 401, "M_MISSING_TOKEN")
