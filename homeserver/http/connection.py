@@ -151,7 +151,7 @@ class HttpConnection:
             if type(event) is not h11.Request:
                 return False  # ConnectionClosed: the peer is done
             if not await self._answer(event):
-                return conn.their_state is not h11.DONE
+                return not _request_complete(conn)
             # A fresh parser per request: h11 never sees our responses (see
             # writer.py), so its state machine cannot be cycled. It starts
             # with whatever the peer has already pipelined.
@@ -222,11 +222,11 @@ class HttpConnection:
             else:
                 response = await self._call(route, request)
         assert response is not None
-        if conn.their_state is not h11.DONE:
+        if not _request_complete(conn):
             # Answered without reading the body (404, 413, OPTIONS, ...): keep
             # the connection only if the rest of the request is already here.
             self._discard_buffered_body()
-            close = close or conn.their_state is not h11.DONE
+            close = close or not _request_complete(conn)
         close = close or self._owner.shutting_down
         sent = await self._send_response(event.method, response, request_id, close, http10)
         if access_log.isEnabledFor(logging.INFO):
@@ -455,6 +455,16 @@ class HttpConnection:
     async def send_plain(self, method: bytes, response: Response, request_id: str) -> None:
         """Answer (and then close) without the normal request bookkeeping."""
         await self._send_response(method, response, request_id, True, False)
+
+
+# Documented h11 state, missing from h11's __all__.
+MIGHT_SWITCH_PROTOCOL = h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]
+
+
+def _request_complete(conn: h11.Connection) -> bool:
+    """The whole request has been read (an upgrade offer we ignore counts as read)."""
+    state = conn.their_state
+    return state is h11.DONE or state is MIGHT_SWITCH_PROTOCOL
 
 
 def _asks_to_close(request: Request) -> bool:

@@ -254,3 +254,14 @@ async def test_stream_failing_midway_cuts_connection_and_logs(
     assert any("Streamed body failed" in r.getMessage() for r in caplog.records)
     async with httpx.AsyncClient(base_url=running.base_url) as client:
         assert (await client.get("/_matrix/client/versions")).status_code == 200
+
+
+async def test_declined_upgrade_offer_keeps_connection(running: Running) -> None:
+    raw = (
+        b"GET /_matrix/client/versions HTTP/1.1\r\nHost: x\r\n"
+        b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"
+        b"GET /echo/second/t HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    reply = await raw_exchange(running.port, raw)
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", reply) == [b"200", b"200"]
+    assert b'"roomId":"second"' in reply
