@@ -300,7 +300,9 @@ class HttpConnection:
             try:
                 event = await self._next_event()
             except h11.RemoteProtocolError as exc:
-                raise MatrixError(400, "M_UNRECOGNIZED", f"Malformed request body: {exc}") from None
+                raise MatrixError(
+                    400, "M_UNRECOGNIZED", f"Malformed request body: {describe_protocol_error(exc)}"
+                ) from None
             finally:
                 self.deadline = math.inf
             if type(event) is h11.Data:
