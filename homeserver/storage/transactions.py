@@ -1,0 +1,103 @@
+"""Client transaction IDs: ``PUT .../send/{type}/{txnId}`` is idempotent per device and endpoint.
+
+A retried request (the client never saw our answer) must get the same event
+back, never a second event (client-server-api "Transaction identifiers";
+matrix_brief 1.1). The scope is ``(user, device, endpoint)``: the same txnId on
+/send and on /redact names two different transactions. The mapping also lets
+/sync put ``unsigned.transaction_id`` on the sending device's own echo.
+
+The primary key makes the mapping a single row: :func:`claim_txn` inserts it
+and, if another request got there first, returns the existing event instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from homeserver.storage.metadata import metadata
+
+event_txn_ids = sa.Table(
+    "event_txn_ids",
+    metadata,
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("device_id", sa.Text, primary_key=True),
+    sa.Column("endpoint", sa.Text, primary_key=True),
+    sa.Column("txn_id", sa.Text, primary_key=True),
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.Column("created_ts", sa.BigInteger, nullable=False),
+    sa.Index("event_txn_ids_event", "event_id"),
+)
+
+_CHUNK = 500
+
+
+def read_txn(
+    conn: Connection, user_id: str, device_id: str, endpoint: str, txn_id: str
+) -> str | None:
+    """The event a transaction produced, if it completed."""
+    value = conn.execute(
+        sa.select(event_txn_ids.c.event_id).where(
+            event_txn_ids.c.user_id == user_id,
+            event_txn_ids.c.device_id == device_id,
+            event_txn_ids.c.endpoint == endpoint,
+            event_txn_ids.c.txn_id == txn_id,
+        )
+    ).scalar_one_or_none()
+    return None if value is None else str(value)
+
+
+def claim_txn(
+    conn: Connection,
+    user_id: str,
+    device_id: str,
+    endpoint: str,
+    txn_id: str,
+    event_id: str,
+    now_ms: int,
+) -> str:
+    """Record ``event_id`` for the transaction; return the event it maps to (the first one wins)."""
+    existing = read_txn(conn, user_id, device_id, endpoint, txn_id)
+    if existing is not None:
+        return existing
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                sa.insert(event_txn_ids).values(
+                    user_id=user_id,
+                    device_id=device_id,
+                    endpoint=endpoint,
+                    txn_id=txn_id,
+                    event_id=event_id,
+                    created_ts=now_ms,
+                )
+            )
+    except IntegrityError:
+        existing = read_txn(conn, user_id, device_id, endpoint, txn_id)
+        if existing is None:
+            raise
+        return existing
+    return event_id
+
+
+def read_txn_ids_for_device(
+    conn: Connection, user_id: str, device_id: str, event_ids: Iterable[str]
+) -> dict[str, str]:
+    """event_id -> txn_id for those of ``event_ids`` this device sent with a transaction ID."""
+    ids = list(dict.fromkeys(event_ids))
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        rows = conn.execute(
+            sa.select(event_txn_ids.c.event_id, event_txn_ids.c.txn_id).where(
+                event_txn_ids.c.event_id.in_(chunk),
+                event_txn_ids.c.user_id == user_id,
+                event_txn_ids.c.device_id == device_id,
+            )
+        ).all()
+        for row in rows:
+            found[row.event_id] = row.txn_id
+    return found

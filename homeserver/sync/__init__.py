@@ -1,0 +1,1 @@
+"""/sync: filters, history visibility and the sync service."""

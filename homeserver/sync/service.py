@@ -1,0 +1,403 @@
+"""``GET /sync``: everything new for a user since a token, waiting for it if there is nothing.
+
+The loop that makes delivery exact:
+
+1. Register with the notifier (:meth:`Notifier.listen`) for the user and their
+   rooms *before* reading anything, so a change that lands during the read
+   still wakes us.
+2. Take ``upto = notifier.current_token()``: the positions every service has
+   announced. A position is announced only after its transaction committed,
+   and event positions commit in order (``storage/timeline.py``), so every
+   event at or below ``upto.events`` is readable: ``upto`` is the "persisted
+   up to" watermark.
+3. Read exactly the range ``(since, upto]`` and answer with ``next_batch =
+   upto``. Consecutive syncs therefore cover consecutive ranges: every event
+   once, in stream order, none skipped.
+4. If the answer is empty and the client asked to wait, sleep until the
+   listener fires or the timeout passes, then go back to 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import attrs
+import trio
+
+from homeserver.core.canonical_json import parse_strict_json
+from homeserver.errors import MatrixError, bad_json, not_found
+from homeserver.notifier import Notifier, StreamToken
+from homeserver.storage.database import Database
+from homeserver.storage.events import EventStore, StoredEvent
+from homeserver.storage.filters import insert_filter, read_filter
+from homeserver.storage.timeline import (
+    Membership,
+    read_membership_events_of_user,
+    read_rooms_with_events,
+    read_user_memberships,
+)
+from homeserver.sync.filters import DEFAULT_FILTER, Filter, apply_event_fields, parse_filter
+from homeserver.sync.rooms import RoomSync
+from homeserver.sync.sources import SyncSources
+from homeserver.timeline.client_events import ClientEvents
+
+MAX_TIMEOUT_MS = 60_000
+MAX_INLINE_FILTER = 8192
+
+
+@attrs.frozen
+class SyncRequest:
+    user_id: str
+    device_id: str
+    since: StreamToken | None = None
+    timeout_ms: int = 0
+    full_state: bool = False
+    filter: Filter = DEFAULT_FILTER
+    set_presence: str | None = None
+
+
+@attrs.frozen
+class _UserMembership:
+    membership: str
+    event: StoredEvent
+
+
+class SyncService:
+    def __init__(
+        self,
+        database: Database,
+        store: EventStore,
+        notifier: Notifier,
+        client_events: ClientEvents,
+        sources: SyncSources | None = None,
+    ) -> None:
+        self.database = database
+        self.store = store
+        self.notifier = notifier
+        self.client_events = client_events
+        self.sources = sources if sources is not None else SyncSources()
+        self.rooms = RoomSync(database, store, client_events)
+
+    # -- filters --------------------------------------------------------------------
+
+    async def store_filter(self, user_id: str, body: dict[str, Any]) -> str:
+        parse_filter(body)  # validate before storing
+        return await self.database.run(lambda conn: insert_filter(conn, user_id, body))
+
+    async def get_filter(self, user_id: str, filter_id: str) -> dict[str, Any]:
+        body = await self.database.read(lambda conn: read_filter(conn, user_id, filter_id))
+        if body is None:
+            raise not_found("Unknown filter")
+        return body
+
+    async def resolve_filter(self, user_id: str, param: str | None) -> Filter:
+        """``?filter=``: inline JSON when it starts with ``{``, otherwise a stored filter's ID."""
+        if param is None or param == "":
+            return Filter()
+        if param.lstrip().startswith("{"):
+            if len(param) > MAX_INLINE_FILTER:
+                raise bad_json("The filter is too long")
+            try:
+                value = parse_strict_json(param)
+            except (ValueError, RecursionError):
+                raise bad_json("The filter is not valid JSON") from None
+            return parse_filter(value)
+        return parse_filter(await self.get_filter(user_id, param))
+
+    # -- sync -----------------------------------------------------------------------
+
+    async def sync(self, request: SyncRequest) -> dict[str, Any]:
+        presence = self.sources.presence
+        if presence is not None:
+            await presence.user_syncing(request.user_id, request.set_presence or "online")
+        timeout = min(max(request.timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
+        if request.since is None or request.full_state:
+            timeout = 0
+        deadline = trio.current_time() + timeout
+        while True:
+            memberships = await self.database.read(
+                lambda conn: read_user_memberships(conn, request.user_id)
+            )
+            rooms = [m.room_id for m in memberships if m.membership == "join"]
+            with self.notifier.listen(request.user_id, rooms) as listener:
+                upto = self.notifier.current_token()
+                response, has_updates = await self._build(request, upto)
+                if has_updates or trio.current_time() >= deadline:
+                    return response
+                with trio.move_on_at(deadline if math.isfinite(deadline) else math.inf):
+                    await listener.wait()
+
+    async def _memberships_at(self, user_id: str, upto: int) -> dict[str, _UserMembership]:
+        """The user's membership in each room as of position ``upto``."""
+        current = await self.database.read(lambda conn: read_user_memberships(conn, user_id))
+        result: dict[str, _UserMembership] = {}
+        late: list[Membership] = [m for m in current if m.stream_ordering > upto]
+        ids = [m.event_id for m in current if m.stream_ordering <= upto]
+        found = await self.store.get_events(ids)
+        for m in current:
+            if m.event_id in found:
+                result[m.room_id] = _UserMembership(m.membership, found[m.event_id])
+        for m in late:
+            # Changed after ``upto``: use the last membership event at or before it.
+            own = await self.database.read(
+                functools.partial(
+                    read_membership_events_of_user, user_id=user_id, room_id=m.room_id, upto=upto
+                )
+            )
+            if own:
+                membership = own[-1].pdu.get("content", {}).get("membership", "")
+                result[m.room_id] = _UserMembership(str(membership), own[-1])
+        return result
+
+    async def _was_joined_at(self, user_id: str, room_id: str, position: int) -> bool:
+        own = await self.database.read(
+            lambda conn: read_membership_events_of_user(conn, user_id, room_id, upto=position)
+        )
+        return bool(own) and own[-1].pdu.get("content", {}).get("membership") == "join"
+
+    async def _build(self, request: SyncRequest, upto: StreamToken) -> tuple[dict[str, Any], bool]:
+        user_id = request.user_id
+        since = request.since
+        room_filter = request.filter.room
+        since_events = min(since.events, upto.events) if since is not None else 0
+        memberships = {
+            room_id: m
+            for room_id, m in (await self._memberships_at(user_id, upto.events)).items()
+            if room_filter.matches_room(room_id)
+        }
+        joined = [r for r, m in memberships.items() if m.membership == "join"]
+
+        account_data = await self._account_data(request, upto)
+        ephemeral = await self._ephemeral(request, joined, upto)
+
+        newly_joined: set[str] = set()
+        if since is None or request.full_state:
+            join_rooms = list(joined)
+            full_rooms = set(joined)
+        else:
+            changed = {r for r in joined if memberships[r].event.stream_ordering > since_events}
+            for room_id in changed:
+                if not await self._was_joined_at(user_id, room_id, since_events):
+                    newly_joined.add(room_id)
+            with_events = await self.database.read(
+                lambda conn: read_rooms_with_events(conn, joined, since_events, upto.events)
+            )
+            extra = set(ephemeral) | set(account_data.rooms)
+            join_rooms = [r for r in joined if r in with_events or r in newly_joined or r in extra]
+            full_rooms = newly_joined
+
+        join: dict[str, Any] = {}
+        for room_id in join_rooms:
+            full = room_id in full_rooms
+            section = await self._joined_room(
+                request,
+                room_id,
+                after=0 if since is None else since_events,
+                upto=upto,
+                full=full,
+                ephemeral=ephemeral.get(room_id, []),
+                account_data=account_data.rooms.get(room_id, {}),
+            )
+            empty = not (
+                section["timeline"]["events"]
+                or section["state"]["events"]
+                or section["ephemeral"]["events"]
+                or section["account_data"]["events"]
+            )
+            if full or not empty:
+                join[room_id] = section
+
+        invite: dict[str, Any] = {}
+        leave: dict[str, Any] = {}
+        for room_id, m in memberships.items():
+            is_new = since is None or m.event.stream_ordering > since_events
+            if m.membership == "invite" and is_new:
+                invite[room_id] = {
+                    "invite_state": {"events": await self.rooms.invite_state(room_id, m.event)}
+                }
+            elif m.membership in ("leave", "ban") and is_new:
+                if since is None and not room_filter.include_leave:
+                    continue
+                leave[room_id] = await self._left_room(request, room_id, m.event, since_events)
+
+        response: dict[str, Any] = {
+            "next_batch": upto.to_string(),
+            "rooms": {"join": join, "invite": invite, "leave": leave, "knock": {}},
+            "account_data": {"events": account_data.global_events},
+            "presence": {"events": await self._presence(request)},
+            "to_device": {"events": []},
+            "device_one_time_keys_count": {},
+            "device_unused_fallback_key_types": [],
+        }
+        if since is not None:
+            response["device_lists"] = {"changed": [], "left": []}
+        has_updates = bool(
+            join
+            or invite
+            or leave
+            or response["account_data"]["events"]
+            or response["presence"]["events"]
+        )
+        return response, has_updates
+
+    async def _joined_room(
+        self,
+        request: SyncRequest,
+        room_id: str,
+        *,
+        after: int,
+        upto: StreamToken,
+        full: bool,
+        ephemeral: list[dict[str, Any]],
+        account_data: dict[str, dict[str, Any]],
+    ) -> dict[str, Any]:
+        user_id = request.user_id
+        room_filter = request.filter.room
+        timeline = await self.rooms.timeline(
+            user_id, room_id, after, upto.events, room_filter.timeline
+        )
+        summary, heroes = await self.rooms.summary(user_id, room_id)
+        state = await self.rooms.state_section(
+            user_id,
+            room_id,
+            timeline,
+            upto.events,
+            since=None if full else after,
+            full=full,
+            state_filter=room_filter.state,
+            heroes=heroes,
+        )
+        read_up_to = 0
+        receipts = self.sources.receipts
+        if receipts is not None:
+            found = await receipts.latest_read_position(user_id, room_id)
+            read_up_to = found[1] if found is not None else 0
+        unread = await self.rooms.unread_count(user_id, room_id, read_up_to, upto.events)
+        fields = request.filter.event_fields
+        timeline_json = await self.client_events.serialize(
+            timeline.events, user_id=user_id, device_id=request.device_id
+        )
+        state_json = await self.client_events.serialize(state)
+        return {
+            "timeline": {
+                "events": [apply_event_fields(e, fields) for e in timeline_json],
+                "limited": timeline.limited,
+                "prev_batch": timeline.prev_batch,
+            },
+            "state": {"events": [apply_event_fields(e, fields) for e in state_json]},
+            "ephemeral": {"events": ephemeral},
+            "account_data": {
+                "events": [
+                    {"type": t, "content": c}
+                    for t, c in account_data.items()
+                    if room_filter.account_data.matches(t, user_id)
+                ]
+            },
+            "summary": summary,
+            "unread_notifications": {"notification_count": unread, "highlight_count": 0},
+        }
+
+    async def _left_room(
+        self, request: SyncRequest, room_id: str, leave_event: StoredEvent, since: int
+    ) -> dict[str, Any]:
+        """A room the user left (or was banned from): its events up to and including the leave."""
+        room_filter = request.filter.room
+        upto = leave_event.stream_ordering
+        after = since if request.since is not None else 0
+        timeline = await self.rooms.timeline(
+            request.user_id, room_id, after, upto, room_filter.timeline
+        )
+        full = request.since is None or request.full_state
+        state = await self.rooms.state_section(
+            request.user_id,
+            room_id,
+            timeline,
+            upto,
+            since=None if full else after,
+            full=full,
+            state_filter=room_filter.state,
+        )
+        fields = request.filter.event_fields
+        timeline_json = await self.client_events.serialize(
+            timeline.events, user_id=request.user_id, device_id=request.device_id
+        )
+        state_json = await self.client_events.serialize(state)
+        return {
+            "timeline": {
+                "events": [apply_event_fields(e, fields) for e in timeline_json],
+                "limited": timeline.limited,
+                "prev_batch": timeline.prev_batch,
+            },
+            "state": {"events": [apply_event_fields(e, fields) for e in state_json]},
+            "account_data": {"events": []},
+        }
+
+    async def _ephemeral(
+        self, request: SyncRequest, joined: list[str], upto: StreamToken
+    ) -> dict[str, list[dict[str, Any]]]:
+        since = request.since
+        out: dict[str, list[dict[str, Any]]] = {}
+        event_filter = request.filter.room.ephemeral
+        typing = self.sources.typing
+        if typing is not None:
+            since_typing = since.typing if since is not None else 0
+            for room_id, event in typing.typing_for_rooms(joined, since_typing).items():
+                out.setdefault(room_id, []).append(event)
+        receipts = self.sources.receipts
+        if receipts is not None:
+            since_receipts = since.receipts if since is not None else 0
+            found = await receipts.receipts_for_rooms(
+                request.user_id, joined, since_receipts, upto.receipts
+            )
+            for room_id, event in found.items():
+                out.setdefault(room_id, []).append(event)
+        return {
+            room_id: kept
+            for room_id, events in out.items()
+            if (kept := [e for e in events if event_filter.matches(e["type"], "")])
+        }
+
+    async def _account_data(self, request: SyncRequest, upto: StreamToken) -> _AccountData:
+        source = self.sources.account_data
+        if source is None:
+            return _AccountData([], {})
+        since = request.since.account_data if request.since is not None else 0
+        changes = await source.get_changes_since(request.user_id, since, upto.account_data)
+        event_filter = request.filter.account_data
+        global_events = [
+            {"type": t, "content": c}
+            for t, c in changes.global_data.items()
+            if event_filter.matches(t, request.user_id)
+        ]
+        return _AccountData(global_events, changes.rooms)
+
+    async def _presence(self, request: SyncRequest) -> list[dict[str, Any]]:
+        presence = self.sources.presence
+        if presence is None:
+            return []
+        since = request.since.presence if request.since is not None else 0
+        events = await presence.presence_for_user(request.user_id, since)
+        presence_filter = request.filter.presence
+        return [e for e in events if presence_filter.matches(e["type"], str(e.get("sender", "")))]
+
+
+@attrs.frozen
+class _AccountData:
+    global_events: list[dict[str, Any]]
+    rooms: dict[str, dict[str, dict[str, Any]]]
+
+
+def parse_since(value: str | None) -> StreamToken | None:
+    if value is None or value == "":
+        return None
+    return StreamToken.parse(value)
+
+
+def parse_timeout(value: str | None) -> int:
+    if value is None or value == "":
+        return 0
+    if not value.isdigit() or len(value) > 12:
+        raise MatrixError(400, "M_INVALID_PARAM", "'timeout' must be a non-negative integer")
+    return int(value)

@@ -1,0 +1,1 @@
+"""Room timelines: sending messages, reading history (/messages, /context, /event)."""

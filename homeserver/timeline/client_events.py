@@ -1,0 +1,220 @@
+"""Events as clients see them: who may see which, and in what shape.
+
+Every read path (/messages, /context, /event, /sync) goes through
+:class:`ClientEvents`: :meth:`~ClientEvents.filter_visible` applies history
+visibility (the pure predicate in ``homeserver.sync.visibility``) using the
+room state *at* each event, and :meth:`~ClientEvents.serialize` turns stored
+PDUs into the client format (client-server-api "Room Event Format"):
+``event_id``, ``type``, ``content``, ``sender``, ``origin_server_ts``,
+``room_id``, ``state_key`` for state, and ``unsigned`` with ``age``,
+``prev_content``/``replaces_state`` for state events, ``redacted_because``
+for redacted events (served in redacted form) and ``transaction_id`` on the
+sending device's own events (matrix_brief 6 #9).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from homeserver.core.redaction import redact_event
+from homeserver.core.room_versions import RoomVersion, get_room_version
+from homeserver.storage.database import Database
+from homeserver.storage.events import EventStore, StoredEvent
+from homeserver.storage.state import StateKey
+from homeserver.storage.timeline import (
+    read_membership_events_of_user,
+    read_redactions,
+    redaction_target,
+)
+from homeserver.storage.transactions import read_txn_ids_for_device
+from homeserver.sync.visibility import history_visibility_of, is_event_visible
+
+_HISTORY_KEY: StateKey = ("m.room.history_visibility", "")
+
+
+def strip_event(event: StoredEvent) -> dict[str, Any]:
+    """Stripped state (``{type, state_key, sender, content}``), as in invite_state."""
+    return {
+        "type": event.type,
+        "state_key": event.state_key or "",
+        "sender": event.sender,
+        "content": event.pdu.get("content", {}),
+    }
+
+
+class ClientEvents:
+    def __init__(self, database: Database, store: EventStore, clock_ms: Callable[[], int]) -> None:
+        self.database = database
+        self.store = store
+        self._clock_ms = clock_ms
+        self._versions: dict[str, RoomVersion] = {}
+
+    async def room_version(self, room_id: str) -> RoomVersion | None:
+        version = self._versions.get(room_id)
+        if version is None:
+            room = await self.store.get_room(room_id)
+            if room is None:
+                return None
+            version = get_room_version(room.room_version)
+            if version is None:
+                return None
+            self._versions[room_id] = version
+        return version
+
+    # -- visibility -----------------------------------------------------------------
+
+    async def membership_at(self, event: StoredEvent, user_id: str) -> str | None:
+        """The user's membership at ``event`` (the one it sets, for their own member event)."""
+        if event.type == "m.room.member" and event.state_key == user_id:
+            value = event.pdu.get("content", {}).get("membership")
+            return value if isinstance(value, str) else None
+        if event.state_group_before is None:
+            return None
+        state = await self.store.get_state_group(event.state_group_before)
+        member_id = state.get(("m.room.member", user_id))
+        if member_id is None:
+            return None
+        member = await self.store.get_event(member_id)
+        if member is None:
+            return None
+        value = member.pdu.get("content", {}).get("membership")
+        return value if isinstance(value, str) else None
+
+    async def filter_visible(
+        self, user_id: str, events: Sequence[StoredEvent]
+    ) -> list[StoredEvent]:
+        """The events ``user_id`` may see, in the given order."""
+        if not events:
+            return []
+        groups = {e.state_group_before for e in events if e.state_group_before is not None}
+        states = {g: await self.store.get_state_group(g) for g in groups}
+        wanted: set[str] = set()
+        for state in states.values():
+            for key in (_HISTORY_KEY, ("m.room.member", user_id)):
+                if key in state:
+                    wanted.add(state[key])
+        found = await self.store.get_events(wanted)
+        joins: dict[str, list[int]] = {}
+        for room_id in {e.room_id for e in events}:
+            own = await self.database.read(
+                functools.partial(read_membership_events_of_user, user_id=user_id, room_id=room_id)
+            )
+            joins[room_id] = [
+                e.stream_ordering
+                for e in own
+                if e.pdu.get("content", {}).get("membership") == "join"
+            ]
+        visible: list[StoredEvent] = []
+        for event in events:
+            group = event.state_group_before
+            state = states.get(group, {}) if group is not None else {}
+            hv_event = found.get(state.get(_HISTORY_KEY, ""))
+            visibility = history_visibility_of(hv_event.pdu.get("content") if hv_event else None)
+            if event.type == "m.room.member" and event.state_key == user_id:
+                membership = event.pdu.get("content", {}).get("membership")
+            else:
+                member = found.get(state.get(("m.room.member", user_id), ""))
+                membership = member.pdu.get("content", {}).get("membership") if member else None
+            joined_after = any(j >= event.stream_ordering for j in joins.get(event.room_id, ()))
+            if is_event_visible(
+                visibility,
+                membership if isinstance(membership, str) else None,
+                joined_after=joined_after,
+            ):
+                visible.append(event)
+        return visible
+
+    async def can_see(self, user_id: str, event: StoredEvent) -> bool:
+        return bool(await self.filter_visible(user_id, [event]))
+
+    # -- format ---------------------------------------------------------------------
+
+    async def serialize(
+        self,
+        events: Iterable[StoredEvent],
+        *,
+        user_id: str | None = None,
+        device_id: str | None = None,
+        with_prev_content: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Client-format JSON for ``events`` (in order); ``device_id`` enables the txn echo."""
+        events = list(events)
+        if not events:
+            return []
+        ids = [e.event_id for e in events]
+        redactions = await self.database.read(lambda conn: read_redactions(conn, ids))
+        txn_ids: dict[str, str] = {}
+        if user_id is not None and device_id is not None:
+            own = [e.event_id for e in events if e.sender == user_id]
+            if own:
+                txn_ids = await self.database.read(
+                    lambda conn: read_txn_ids_for_device(conn, user_id, device_id, own)
+                )
+        prev: dict[str, StoredEvent] = {}
+        if with_prev_content:
+            prev = await self._replaced_state(events)
+        now = self._clock_ms()
+        out: list[dict[str, Any]] = []
+        for event in events:
+            version = await self.room_version(event.room_id)
+            redaction = redactions.get(event.event_id)
+            body = self._format(event, version, now, redacted=redaction is not None)
+            unsigned = body["unsigned"]
+            if redaction is not None:
+                unsigned["redacted_because"] = self._format(redaction, version, now)
+            if event.event_id in txn_ids:
+                unsigned["transaction_id"] = txn_ids[event.event_id]
+            replaced = prev.get(event.event_id)
+            if replaced is not None:
+                unsigned["replaces_state"] = replaced.event_id
+                if replaced.event_id in redactions and version is not None:
+                    unsigned["prev_content"] = redact_event(replaced.pdu, version)["content"]
+                else:
+                    unsigned["prev_content"] = replaced.pdu.get("content", {})
+                unsigned["prev_sender"] = replaced.sender
+            out.append(body)
+        return out
+
+    def _format(
+        self, event: StoredEvent, version: RoomVersion | None, now: int, *, redacted: bool = False
+    ) -> dict[str, Any]:
+        pdu: Mapping[str, Any] = event.pdu
+        if redacted and version is not None:
+            pdu = redact_event(pdu, version)
+        content = pdu.get("content", {})
+        body: dict[str, Any] = {
+            "event_id": event.event_id,
+            "type": event.type,
+            "content": content if isinstance(content, dict) else {},
+            "sender": event.sender,
+            "origin_server_ts": event.origin_server_ts,
+            "room_id": event.room_id,
+            "unsigned": {"age": max(0, now - event.origin_server_ts)},
+        }
+        if event.state_key is not None:
+            body["state_key"] = event.state_key
+        if event.type == "m.room.redaction":
+            # v11 moved ``redacts`` into content; older clients read it at the top level.
+            target = redaction_target(dict(event.pdu))
+            if target is not None:
+                body["redacts"] = target
+                if "redacts" not in body["content"] and not redacted:
+                    body["content"] = {**body["content"], "redacts": target}
+        return body
+
+    async def _replaced_state(self, events: Sequence[StoredEvent]) -> dict[str, StoredEvent]:
+        """For each state event, the event it replaced in the state before it."""
+        replaced_ids: dict[str, str] = {}
+        for event in events:
+            if event.state_key is None or event.state_group_before is None:
+                continue
+            state = await self.store.get_state_group(event.state_group_before)
+            old = state.get((event.type, event.state_key))
+            if old is not None and old != event.event_id:
+                replaced_ids[event.event_id] = old
+        if not replaced_ids:
+            return {}
+        found = await self.store.get_events(replaced_ids.values())
+        return {eid: found[old] for eid, old in replaced_ids.items() if old in found}
