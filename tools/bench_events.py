@@ -29,7 +29,10 @@ from homeserver.storage.migrate import upgrade_engine
 SERVER = "bench.example"
 
 
-async def run_bench(url: str, events: int, concurrency: int, room_version: str) -> float:
+async def run_bench(
+    url: str, events: int, concurrency: int, room_version: str, members: int = 0
+) -> tuple[float, float]:
+    """(messages/s, joins/s); joins/s is 0 when ``members`` is 0."""
     database = Database(url)
     try:
         await database.run_sync(upgrade_engine)
@@ -48,6 +51,19 @@ async def run_bench(url: str, events: int, concurrency: int, room_version: str) 
         await service.create_and_persist_event(
             room_id, "m.room.member", alice, {"membership": "join"}, alice
         )
+        join_rate = 0.0
+        if members:
+            # Public room, then ``members`` joins: state events, and a larger state.
+            await service.create_and_persist_event(
+                room_id, "m.room.join_rules", alice, {"join_rule": "public"}, ""
+            )
+            start = time.perf_counter()
+            for i in range(members):
+                user = f"@user{i}:{SERVER}"
+                await service.create_and_persist_event(
+                    room_id, "m.room.member", user, {"membership": "join"}, user
+                )
+            join_rate = members / (time.perf_counter() - start)
         per_task = events // concurrency
 
         async def sender(task: int) -> None:
@@ -63,7 +79,7 @@ async def run_bench(url: str, events: int, concurrency: int, room_version: str) 
         elapsed = time.perf_counter() - start
         extremities = await store.get_forward_extremities(room_id)
         assert len(extremities) == 1, extremities
-        return per_task * concurrency / elapsed
+        return per_task * concurrency / elapsed, join_rate
     finally:
         await database.aclose()
 
@@ -89,24 +105,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1000, help="messages to send")
     parser.add_argument("--concurrency", type=int, default=1, help="concurrent senders")
     parser.add_argument("--room-version", default="10")
+    parser.add_argument("--members", type=int, default=0, help="users who join first")
     parser.add_argument("--database-url", help="also run on this PostgreSQL database")
     args = parser.parse_args(argv)
 
+    def report(name: str, rates: tuple[float, float]) -> None:
+        line = (
+            f"{name:11} {rates[0]:8.1f} messages/s ({args.events}, concurrency {args.concurrency})"
+        )
+        if args.members:
+            line += f"; {rates[1]:8.1f} joins/s ({args.members} members)"
+        print(line)
+
+    bench = (args.events, args.concurrency, args.room_version, args.members)
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        rate = trio.run(run_bench, url, args.events, args.concurrency, args.room_version)
-        print(
-            f"sqlite:     {rate:8.1f} events/s  ({args.events} events, concurrency {args.concurrency})"
-        )
+        report("sqlite:", trio.run(run_bench, url, *bench))
     if args.database_url:
         schema, url = _pg_schema(args.database_url)
         try:
-            rate = trio.run(run_bench, url, args.events, args.concurrency, args.room_version)
+            report("postgresql:", trio.run(run_bench, url, *bench))
         finally:
             _drop_pg_schema(args.database_url, schema)
-        print(
-            f"postgresql: {rate:8.1f} events/s  ({args.events} events, concurrency {args.concurrency})"
-        )
     return 0
 
 

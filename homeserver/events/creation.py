@@ -216,9 +216,9 @@ class EventCreationService:
                 skeleton, version, self.server_name, self._signing_key, self._key_id
             )
             await self._check_against_state(version, {**signed, "event_id": event_id}, before.state)
-            state_after = dict(before.state)
+            state_after: Mapping[StateKey, str] = before.state
             if state_key is not None:
-                state_after[(event_type, state_key)] = event_id
+                state_after = {**before.state, (event_type, state_key): event_id}
             remaining = [eid for eid, _ in extremities if eid not in prevs]
             new_current: NewCurrentState
             if not remaining and len(prevs) == 1 and state_key is None:
@@ -274,9 +274,10 @@ class EventCreationService:
                 before = await self._state_before(version, [prevs[eid] for eid in prev_ids])
             new_current: NewCurrentState = None
             if rejected_reason is None and not soft_failed:
-                state_after = dict(before.state)
+                state_after: Mapping[StateKey, str] = before.state
                 if pdu.get("state_key") is not None:
-                    state_after[(str(pdu["type"]), str(pdu["state_key"]))] = event_id
+                    key = (str(pdu["type"]), str(pdu["state_key"]))
+                    state_after = {**before.state, key: event_id}
                 extremities = await self.store.get_forward_extremities(room_id)
                 remaining = [eid for eid in extremities if eid not in prev_ids]
                 new_current = await self._new_current_state(
@@ -334,8 +335,9 @@ class EventCreationService:
         if not groups:
             return StateBefore(state={})
         if len(groups) == 1:
-            return StateBefore(state=await self.store.get_state_group(groups[0]), group=groups[0])
-        states = [await self.store.get_state_group(g) for g in groups]
+            state = await self.store.get_state_group_shared(groups[0])
+            return StateBefore(state=state, group=groups[0])
+        states = [await self.store.get_state_group_shared(g) for g in groups]
         resolved = await self._resolve(version, states)
         return StateBefore(state=resolved, base_group=groups[0], base_state=states[0])
 
@@ -363,17 +365,17 @@ class EventCreationService:
         self,
         version: RoomVersion,
         other_extremities: Sequence[str],
-        state_after: dict[StateKey, str],
+        state_after: Mapping[StateKey, str],
         new_event: Mapping[str, Any],
     ) -> NewCurrentState:
         """The room's state once ``new_event`` joins ``other_extremities`` at the DAG's edge."""
         if not other_extremities:
             return "after"
         others = await self.store.get_events(other_extremities)
-        states = [state_after]
+        states: list[Mapping[StateKey, str]] = [state_after]
         for event in others.values():
             if event.state_group_after is not None:
-                states.append(await self.store.get_state_group(event.state_group_after))
+                states.append(await self.store.get_state_group_shared(event.state_group_after))
         resolved = await self._resolve(version, states, {str(new_event["event_id"]): new_event})
         return "after" if resolved == state_after else resolved
 

@@ -36,6 +36,7 @@ from homeserver.storage.event_tables import (
 from homeserver.storage.state import (
     StateGroupCache,
     StateKey,
+    apply_current_state_delta,
     load_state_group,
     read_current_state_ids,
     read_members,
@@ -128,18 +129,21 @@ class PersistResult:
     event: StoredEvent
     # Groups written by the transaction, for the cache once it has committed.
     new_groups: dict[int, dict[StateKey, str]]
-    state_after: dict[StateKey, str] | None
+    state_after: Mapping[StateKey, str] | None
 
 
-def _state_after(event: EventToPersist) -> dict[StateKey, str] | None:
+def _state_after(event: EventToPersist) -> Mapping[StateKey, str] | None:
+    """The state after the event; the very ``state_before`` mapping when it changes nothing."""
     if event.state_before is None:
         return None
-    state = dict(event.state_before.state)
     state_key = event.pdu.get("state_key")
     # Rejected events are never applied to state (s2s "Rejection").
-    if state_key is not None and event.rejected_reason is None:
-        state[(event.pdu["type"], state_key)] = event.event_id
-    return state
+    if state_key is None or event.rejected_reason is not None:
+        return event.state_before.state
+    key = (event.pdu["type"], state_key)
+    if event.state_before.state.get(key) == event.event_id:
+        return event.state_before.state
+    return {**event.state_before.state, key: event.event_id}
 
 
 def allocate_stream_ordering(conn: Connection) -> int:
@@ -176,6 +180,7 @@ def persist_event_txn(
 
     group_before: int | None = None
     group_after: int | None = None
+    event_delta: dict[StateKey, str | None] = {}
     state_after = _state_after(event)
     if event.state_before is not None and state_after is not None:
         before = event.state_before
@@ -189,13 +194,19 @@ def persist_event_txn(
                 prev_state=before.base_state,
             )
             new_groups[group_before] = dict(before.state)
-        if state_after == before.state:
+        if state_after is before.state:
             group_after = group_before
         else:
+            event_delta = {(pdu["type"], pdu["state_key"]): event.event_id}
             group_after = store_state_group(
-                conn, room_id, state_after, prev_group=group_before, prev_state=before.state
+                conn,
+                room_id,
+                state_after,
+                prev_group=group_before,
+                prev_state=before.state,
+                delta=event_delta,
             )
-            new_groups[group_after] = state_after
+            new_groups[group_after] = dict(state_after)
 
     stream_ordering = allocate_stream_ordering(conn)
     content = pdu.get("content", {})
@@ -241,6 +252,9 @@ def persist_event_txn(
         ).scalar_one_or_none()
         if isinstance(event.new_current_state, str) and group_after == old_group:
             pass  # A message on the room's only extremity: current state is unchanged.
+        elif isinstance(event.new_current_state, str) and group_before == old_group:
+            # The usual state event: current state was the state before it.
+            apply_current_state_delta(conn, room_id, event_delta, group_after)
         else:
             old_state = load_state_group(conn, old_group, cache) if old_group is not None else {}
             if isinstance(event.new_current_state, str):
@@ -521,6 +535,17 @@ class EventStore:
 
     async def get_forward_extremities_with_depth(self, room_id: str) -> list[tuple[str, int]]:
         return await self.database.read(lambda conn: read_forward_extremities(conn, room_id))
+
+    async def get_state_group_shared(self, group: int) -> Mapping[StateKey, str]:
+        """The state of ``group`` without a copy: the cached map itself, never to be mutated.
+
+        The pipeline reads the state of the room's tip for every event; copying a
+        large room's state each time would cost more than everything else.
+        """
+        cached = self.state_cache.get(group)
+        if cached is not None:
+            return cached
+        return await self.get_state_group(group)
 
     async def get_state_group(self, group: int) -> dict[StateKey, str]:
         cached = self.state_cache.get(group)

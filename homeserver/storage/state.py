@@ -89,13 +89,15 @@ def store_state_group(
     *,
     prev_group: int | None = None,
     prev_state: StateMap | None = None,
+    delta: Mapping[StateKey, str | None] | None = None,
 ) -> int:
     """Write ``state`` as a new group, as a delta over ``prev_group`` when that pays.
 
     ``prev_state`` must be the full state of ``prev_group`` (callers have it,
     usually from the cache). A snapshot is written when there is no previous
     group, when the chain already holds ``SNAPSHOT_INTERVAL`` deltas, or when the
-    delta would be larger than half the state.
+    delta would be larger than half the state. ``delta``, when the caller knows it
+    (one new state event), spares diffing two full maps.
     """
     delta_depth = 0
     rows: Mapping[StateKey, str | None] = state
@@ -103,7 +105,8 @@ def store_state_group(
         prev_depth = conn.execute(
             sa.select(state_groups.c.delta_depth).where(state_groups.c.id == prev_group)
         ).scalar_one()
-        delta = diff_state(prev_state, state)
+        if delta is None:
+            delta = diff_state(prev_state, state)
         if prev_depth < SNAPSHOT_INTERVAL and len(delta) <= max(
             1, len(state) * _MAX_DELTA_FRACTION
         ):
@@ -191,7 +194,13 @@ def replace_current_state(
     conn: Connection, room_id: str, old: StateMap, new: StateMap, new_group: int
 ) -> None:
     """Move the room's ``current_state`` rows from ``old`` to ``new`` by their diff."""
-    delta = diff_state(old, new)
+    apply_current_state_delta(conn, room_id, diff_state(old, new), new_group)
+
+
+def apply_current_state_delta(
+    conn: Connection, room_id: str, delta: Mapping[StateKey, str | None], new_group: int
+) -> None:
+    """Apply ``delta`` (None removes a key) to ``current_state``; ``new_group`` is the result."""
     removed = [key for key, eid in delta.items() if eid is None]
     changed = {key: eid for key, eid in delta.items() if eid is not None}
     for etype, state_key in removed:
