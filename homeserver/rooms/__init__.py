@@ -1,0 +1,1 @@
+"""Rooms: creation with presets, membership, state, aliases and the directories."""
