@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
 
 from homeserver.accounts.auth import require_user
-from homeserver.errors import MatrixError, invalid_param, missing_param, not_found, unrecognized
+from homeserver.errors import MatrixError, invalid_param, missing_param, not_found
 from homeserver.homeserver import HomeServer
 from homeserver.http.router import Router
 from homeserver.http.types import Request, Response
@@ -134,10 +134,11 @@ def add_routes(router: Router, hs: HomeServer) -> None:
         return _stream(200, headers, media.read(thumb.sha256), thumb.size)
 
     async def preview_url(request: Request) -> Response:
-        await require_user(hs, request)
-        # URL previews are not implemented; the option exists so that turning
-        # it on later is a configuration change. Off: the endpoint is unknown.
-        raise unrecognized(404, "URL previews are disabled on this server")
+        requester = await require_user(hs, request)
+        url = request.query_one("url")
+        if not url:
+            raise missing_param("'url' is required")
+        return Response.json(await media.preview_url(requester.user_id, url))
 
     def authenticated(handler: Handler) -> Handler:
         async def wrapped(request: Request) -> Response:

@@ -88,6 +88,9 @@ class MediaConfig:
     per_user_quota: int = 0
     # URL previews fetch arbitrary URLs for users (SSRF risk); off unless wanted.
     url_preview_enabled: bool = False
+    # Networks previews may fetch from although private (comma-separated CIDRs,
+    # e.g. "127.0.0.1/32" in tests); loopback, private and link-local are refused otherwise.
+    url_preview_ip_allowlist: str = ""
     # Thumbnails generated on demand: "WxH method" entries separated by commas
     # (the sizes the spec recommends, Client-Server API "Thumbnails").
     thumbnail_sizes: str = "32x32 crop, 96x96 crop, 320x240 scale, 640x480 scale, 800x600 scale"
@@ -295,7 +298,13 @@ def _validate_media(media: MediaConfig) -> None:
             raise ConfigError(f"media.{name}: must be positive")
     if media.per_user_quota < 0:
         raise ConfigError("media.per_user_quota: must be 0 (no quota) or positive")
+    from homeserver.media.preview import parse_networks
     from homeserver.media.thumbnailer import parse_thumbnail_sizes
+
+    try:
+        parse_networks(media.url_preview_ip_allowlist)
+    except ValueError as e:
+        raise ConfigError(f"media.url_preview_ip_allowlist: {e}") from None
 
     try:
         parse_thumbnail_sizes(media.thumbnail_sizes)

@@ -87,8 +87,10 @@ max_upload_size = 52428800
 enable_legacy_unauthenticated = false
 # Total bytes each user may upload; 0: no quota.
 per_user_quota = 0
-# URL previews fetch URLs on users' behalf (SSRF risk); not implemented yet, keep off.
+# URL previews fetch URLs on users' behalf: loopback, private and link-local addresses are refused.
 url_preview_enabled = false
+# Private networks previews may still fetch from, as comma-separated CIDRs (normally empty).
+url_preview_ip_allowlist = ""
 # Thumbnail sizes served: "WIDTHxHEIGHT crop|scale", comma separated.
 thumbnail_sizes = "32x32 crop, 96x96 crop, 320x240 scale, 640x480 scale, 800x600 scale"
 # Largest image (in pixels) the thumbnailer will decode; larger: 413.

@@ -20,7 +20,8 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit
 
 import attrs
 import trio
@@ -28,8 +29,24 @@ from sqlalchemy.engine import Connection
 
 from homeserver.config import MediaConfig
 from homeserver.core.identifiers import is_valid_server_name
-from homeserver.errors import MatrixError, forbidden, limit_exceeded, not_found, too_large
-from homeserver.media.serving import clean_upload_name, normalize_content_type
+from homeserver.errors import (
+    MatrixError,
+    forbidden,
+    invalid_param,
+    limit_exceeded,
+    not_found,
+    too_large,
+    unrecognized,
+)
+from homeserver.media.preview import (
+    MAX_IMAGE_BYTES,
+    MAX_PAGE_BYTES,
+    PreviewCache,
+    UrlFetcher,
+    parse_networks,
+    parse_open_graph,
+)
+from homeserver.media.serving import clean_upload_name, essence, normalize_content_type
 from homeserver.media.store import BlobStore, BlobTooLarge, StoredBlob, iterate_bytes
 from homeserver.media.thumbnailer import (
     THUMBNAILABLE_TYPES,
@@ -111,6 +128,8 @@ class MediaService:
         # Serialises "record a blob reference" with "delete an unreferenced blob",
         # so a blob cannot vanish between being written and being recorded.
         self._blob_lock = trio.Lock()
+        self._fetcher = UrlFetcher(parse_networks(config.url_preview_ip_allowlist))
+        self._previews = PreviewCache(clock)
 
     def statistics(self) -> MediaStatistics:
         return MediaStatistics(sum(self._waiters.values()), len(self._generating))
@@ -438,6 +457,60 @@ class MediaService:
 
     async def expire_pending(self) -> int:
         return await self._db.run(lambda c: media_db.delete_expired_pending(c, self._now_ms()))
+
+    # -- URL previews -----------------------------------------------------------
+
+    async def preview_url(self, user_id: str, url: str) -> dict[str, Any]:
+        """OpenGraph data for ``url``, with its ``og:image`` stored here as ``mxc://``.
+
+        Off unless ``url_preview_enabled``: then the endpoint does not exist.
+        """
+        if not self.config.url_preview_enabled:
+            raise unrecognized(404, "URL previews are disabled on this server")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise invalid_param("'url' must be an absolute http or https URL")
+        cached = self._previews.get(url)
+        if cached is not None:
+            return cached
+        page = await self._fetcher.fetch(
+            url, max_bytes=MAX_PAGE_BYTES, accept="text/html,application/xhtml+xml;q=0.9"
+        )
+        og: dict[str, Any] = {}
+        if essence(page.content_type) in ("text/html", "application/xhtml+xml"):
+            og = dict(parse_open_graph(page.body, page.content_type))
+        image_url = og.pop("og:image", None)
+        if image_url:
+            og.update(await self._preview_image(user_id, urljoin(page.url, image_url)))
+        self._previews.put(url, og)
+        return og
+
+    async def _preview_image(self, user_id: str, url: str) -> dict[str, Any]:
+        """Fetch a page's image into the media repository; nothing if that fails."""
+        try:
+            image = await self._fetcher.fetch(
+                url,
+                max_bytes=min(MAX_IMAGE_BYTES, self.config.max_upload_size),
+                accept="image/*",
+            )
+            content_type = essence(image.content_type)
+            if not content_type.startswith("image/"):
+                return {}
+            mxc = await self.upload(
+                user_id=user_id,
+                chunks=iterate_bytes(image.body),
+                content_type=content_type,
+                upload_name=None,
+                declared_length=len(image.body),
+            )
+        except MatrixError as e:
+            log.info("URL preview image %s not stored: %s", url, e)
+            return {}
+        return {
+            "og:image": mxc,
+            "og:image:type": content_type,
+            "matrix:image:size": len(image.body),
+        }
 
     async def config_json(self) -> dict[str, int]:
         return {"m.upload.size": self.config.max_upload_size}
