@@ -103,6 +103,17 @@ class MediaConfig:
 
 
 @attrs.define
+class PresenceConfig:
+    # false: PUT /presence is accepted and ignored, GET answers "offline", and
+    # /sync carries no presence (as Synapse with presence.enabled = false).
+    enabled: bool = True
+    # Seconds without activity before an online user shows as "unavailable",
+    # and before a user who stopped syncing shows as "offline".
+    idle_after_s: int = 300
+    offline_after_s: int = 1800
+
+
+@attrs.define
 class Config:
     server_name: str = "localhost"
     listen: str = "127.0.0.1:8008"
@@ -120,6 +131,7 @@ class Config:
     auth: AuthConfig = attrs.field(factory=AuthConfig)
     rate_limits: RateLimitConfig = attrs.field(factory=RateLimitConfig)
     media: MediaConfig = attrs.field(factory=MediaConfig)
+    presence: PresenceConfig = attrs.field(factory=PresenceConfig)
 
     # -- derived values -------------------------------------------------------
 
@@ -179,6 +191,7 @@ _SECTIONS = {
     "auth": AuthConfig,
     "rate_limits": RateLimitConfig,
     "media": MediaConfig,
+    "presence": PresenceConfig,
 }
 
 
@@ -288,6 +301,8 @@ def validate(config: Config) -> None:
     if config.auth.access_token_lifetime_s <= 0:
         raise ConfigError("auth.access_token_lifetime_s: must be positive")
     _validate_media(config.media)
+    if not 0 < config.presence.idle_after_s <= config.presence.offline_after_s:
+        raise ConfigError("presence.idle_after_s: must be positive and at most offline_after_s")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log_level: one of DEBUG, INFO, WARNING, ERROR")
 

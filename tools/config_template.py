@@ -98,6 +98,15 @@ max_thumbnail_pixels = 33554432
 # Asynchronous uploads (POST /_matrix/media/v1/create) pending per user, and their lifetime.
 max_pending_uploads = 20
 unused_expiry_s = 86400
+
+[presence]
+# false: presence updates are accepted but not stored or shared; everyone
+# shows as "offline" and /sync carries no presence.
+enabled = true
+# Seconds without activity before an online user shows as "unavailable".
+idle_after_s = 300
+# Seconds without activity (no /sync, no explicit update) before "offline".
+offline_after_s = 1800
 """
 
 

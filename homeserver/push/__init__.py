@@ -1,0 +1,1 @@
+"""Push rules: the server-default rule set now; evaluation and pushers in a later issue."""
