@@ -76,3 +76,66 @@ async def test_nio_upload_download_thumbnail(
     assert isinstance(thumb, ThumbnailResponse), thumb
     assert thumb.content_type == "image/jpeg"
     assert Image.open(io.BytesIO(thumb.body)).size == (96, 96)
+
+
+async def test_nio_image_message_in_a_room(
+    server: Any, client: httpx.AsyncClient, register_user: Any
+) -> None:
+    """Alice uploads a picture and sends it as m.image; Bob finds it in /sync and downloads it."""
+    from nio import (
+        JoinResponse,
+        RoomCreateResponse,
+        RoomMessageImage,
+        RoomSendResponse,
+        SyncResponse,
+    )
+
+    await register_user(client, "alice")
+    await register_user(client, "bob")
+    picture = image_bytes((320, 200), "PNG", color=(250, 200, 0))
+
+    async def alice_sends(nio: AsyncClient) -> str:
+        created = await nio.room_create(invite=["@bob:test.example"])
+        assert isinstance(created, RoomCreateResponse), created
+        assert isinstance(await nio.sync(timeout=0), SyncResponse)
+        uploaded, _ = await nio.upload(
+            io.BytesIO(picture), content_type="image/png", filename="sun.png", filesize=len(picture)
+        )
+        assert isinstance(uploaded, UploadResponse), uploaded
+        content = {
+            "msgtype": "m.image",
+            "body": "sun.png",
+            "url": uploaded.content_uri,
+            "info": {"mimetype": "image/png", "size": len(picture), "w": 320, "h": 200},
+        }
+        sent = await nio.room_send(created.room_id, "m.room.message", content)
+        assert isinstance(sent, RoomSendResponse), sent
+        return str(created.room_id)
+
+    room_id = await trio.to_thread.run_sync(
+        run_nio, server.base_url, "@alice:test.example", alice_sends
+    )
+
+    async def bob_receives(nio: AsyncClient) -> tuple[Any, Any]:
+        joined = await nio.join(room_id)
+        assert isinstance(joined, JoinResponse), joined
+        synced = await nio.sync(timeout=0, full_state=True)
+        assert isinstance(synced, SyncResponse), synced
+        images = [
+            e for e in synced.rooms.join[room_id].timeline.events if isinstance(e, RoomMessageImage)
+        ]
+        assert len(images) == 1, synced.rooms.join[room_id].timeline.events
+        image = images[0]
+        server_name, media_id = image.url[len("mxc://") :].split("/")
+        downloaded = await nio.download(mxc=image.url)
+        thumb = await nio.thumbnail(server_name, media_id, 32, 32, ResizingMethod.crop)
+        return downloaded, thumb
+
+    downloaded, thumb = await trio.to_thread.run_sync(
+        run_nio, server.base_url, "@bob:test.example", bob_receives
+    )
+    assert isinstance(downloaded, MemoryDownloadResponse), downloaded
+    assert downloaded.body == picture
+    assert downloaded.filename == "sun.png"
+    assert isinstance(thumb, ThumbnailResponse), thumb
+    assert Image.open(io.BytesIO(thumb.body)).size == (32, 32)
