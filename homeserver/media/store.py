@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Protocol
@@ -28,6 +29,8 @@ import trio
 # Read and write in chunks of this size: large enough that the per-chunk thread
 # hop is cheap, small enough that memory stays flat.
 CHUNK_SIZE = 256 * 1024
+
+_STALE_TEMPORARY_S = 3600.0
 
 # Chunks received but not yet written, at most (memory stays bounded by this).
 _WRITE_QUEUE = 4
@@ -97,6 +100,7 @@ class LocalDiskStore:
         # No I/O here (constructed on the trio thread): directories are made on first write.
         self.root = Path(root)
         self._tmp = self.root / "tmp"
+        self._swept = False
 
     def path_for(self, sha256: str) -> Path:
         check_sha256(sha256)
@@ -105,13 +109,31 @@ class LocalDiskStore:
     def local_path(self, sha256: str) -> Path | None:
         return self.path_for(sha256)
 
-    def clear_temporary(self) -> None:
-        """Remove files left by writes that never finished (crash, kill)."""
+    def clear_temporary(self, older_than_s: float = 0.0) -> int:
+        """Remove files left by writes that never finished (crash, kill).
+
+        With ``older_than_s`` only files untouched for that long go: a write in
+        progress (here or in another worker sharing the directory) touches its
+        file at least once per HTTP body timeout.
+        """
+        removed = 0
         if self._tmp.is_dir():
+            cutoff = time.time() - older_than_s
             for leftover in self._tmp.iterdir():
-                leftover.unlink(missing_ok=True)
+                try:
+                    if older_than_s <= 0 or leftover.stat().st_mtime < cutoff:
+                        leftover.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
 
     async def put(self, chunks: AsyncIterator[bytes], *, max_size: int | None = None) -> StoredBlob:
+        if not self._swept:
+            # Once per process: clear what crashed writes left (an hour is far
+            # beyond any live write's silence), without a start-up hook.
+            self._swept = True
+            await trio.to_thread.run_sync(self.clear_temporary, _STALE_TEMPORARY_S)
         tmp_path = self._tmp / secrets.token_hex(16)
         digest = hashlib.sha256()
         size = 0

@@ -6,6 +6,7 @@ A new backend passes when it is added to ``BACKENDS`` and this file is green.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -149,8 +150,24 @@ async def test_local_disk_layout_and_temporary_cleanup(tmp_path: Path) -> None:
     path = store.path_for(blob.sha256)
     assert path == tmp_path / "media" / blob.sha256[:2] / blob.sha256[2:4] / blob.sha256
     assert path.read_bytes() == b"layout"
-    # A write that crashed mid-way leaves a temporary file; start-up clears it.
-    (tmp_path / "media" / "tmp" / "crashed").write_bytes(b"partial")
-    store.clear_temporary()
-    assert list((tmp_path / "media" / "tmp").iterdir()) == []
+    # A write that crashed mid-way leaves a temporary file; it is cleared once
+    # it is stale (a recent one may be another worker's live write).
+    tmp_dir = tmp_path / "media" / "tmp"
+    (tmp_dir / "crashed").write_bytes(b"partial")
+    (tmp_dir / "live").write_bytes(b"partial")
+    os.utime(tmp_dir / "crashed", (0, 0))
+    assert store.clear_temporary(older_than_s=3600) == 1
+    assert [p.name for p in tmp_dir.iterdir()] == ["live"]
+    assert store.clear_temporary() == 1
+    assert list(tmp_dir.iterdir()) == []
     assert path.exists()
+
+
+async def test_local_disk_sweeps_stale_temporaries_on_first_write(tmp_path: Path) -> None:
+    tmp_dir = tmp_path / "media" / "tmp"
+    tmp_dir.mkdir(parents=True)
+    (tmp_dir / "crashed").write_bytes(b"partial")
+    os.utime(tmp_dir / "crashed", (0, 0))
+    store = LocalDiskStore(tmp_path / "media")
+    await store.put(chunks(b"first"))
+    assert files_under(tmp_dir) == []
