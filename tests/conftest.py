@@ -47,13 +47,17 @@ import httpx
 import psycopg
 import pytest
 import trio
-from plait_fixtures import RegisterUser, RunningServer, make_config, register_user_via_dummy
+from plait_fixtures import (
+    POSTGRES_URL,
+    RegisterUser,
+    RunningServer,
+    make_config,
+    register_user_via_dummy,
+)
 
 from homeserver.homeserver import HomeServer
 from homeserver.storage.database import Database, with_search_path
 from homeserver.storage.migrate import upgrade_engine
-
-POSTGRES_URL = "postgresql://root@127.0.0.1:5432/test"
 
 
 def pytest_configure(config: pytest.Config) -> None:

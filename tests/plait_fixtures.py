@@ -15,6 +15,7 @@ import httpx
 from homeserver.config import Config, load_config
 from homeserver.homeserver import HomeServer
 
+POSTGRES_URL = "postgresql://root@127.0.0.1:5432/test"
 # Cheap password hashing for tests (production uses the argon2-cffi defaults).
 TEST_AUTH = {"argon2_time_cost": 1, "argon2_memory_cost_kib": 8, "argon2_parallelism": 1}
 

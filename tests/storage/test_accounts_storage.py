@@ -6,10 +6,11 @@ import os
 import stat
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 import trio
-from plait_fixtures import make_config
+from plait_fixtures import POSTGRES_URL, make_config
 
 from homeserver.homeserver import JWT_SECRET_FILE, HomeServer
 from homeserver.storage import accounts as accounts_db
@@ -196,3 +197,22 @@ async def test_homeserver_open_creates_a_private_secret_once(
     hs = await HomeServer.open(config)
     await hs.aclose()
     assert secret_path.read_bytes() == first
+
+
+async def test_lost_connection_is_retried_once(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite connections cannot be lost to a server restart")
+    upgrade(database_url)
+    db = Database(database_url, pool_size=1)
+    try:
+        pid = await db.read(lambda conn: conn.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+        # What a server restart does to a pooled connection.
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        assert not await db.read(lambda conn: accounts_db.user_exists(conn, "@nobody:t"))
+        new_pid = await db.read(
+            lambda conn: conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        )
+        assert new_pid != pid
+    finally:
+        await db.aclose()
