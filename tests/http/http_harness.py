@@ -72,6 +72,15 @@ async def stream(request: Request) -> Response:
     )
 
 
+async def big(request: Request) -> Response:
+    async def chunks() -> AsyncIterator[bytes]:
+        block = b"b" * 65536
+        for _ in range(1024):  # 64 MiB: more than any socket buffer holds
+            yield block
+
+    return Response(stream=chunks(), content_length=65536 * 1024)
+
+
 def make_router() -> Router:
     router = Router()
     router.add("GET", "/_matrix/client/versions", versions)
@@ -85,6 +94,7 @@ def make_router() -> Router:
     router.add("GET", "/slow", slow)
     router.add("GET", "/bad_header", bad_header)
     router.add("GET", "/stream", stream)
+    router.add("GET", "/big", big)
     return router
 
 

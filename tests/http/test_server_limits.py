@@ -214,3 +214,14 @@ async def test_malformed_request_bytes_are_not_logged_or_echoed(
         assert b"sekrit" not in reply
     ours = [r.getMessage() for r in caplog.records if r.name.startswith("plait.")]
     assert ours and not any("sekrit" in m for m in ours)
+
+
+async def test_client_that_never_reads_is_dropped(nursery: trio.Nursery) -> None:
+    config = attrs.evolve(TEST_CONFIG, body_timeout=0.2)
+    running = await start(nursery, config)
+    stream = await trio.open_tcp_stream("127.0.0.1", running.port)
+    async with stream:
+        await stream.send_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        await wait_until(lambda: running.server.statistics().requests == 1)
+        # We never read: the server's send stalls, its deadline passes, it lets go.
+        await wait_until(lambda: running.server.statistics().connections == 0)
