@@ -411,6 +411,8 @@ class MediaService:
             )
             now = self._now_ms()
             async with self._blob_lock:
+                if not await self.store.exists(blob.sha256):
+                    raise MatrixError(503, "M_UNKNOWN", "Thumbnail interrupted; please retry")
                 await self._db.run(
                     lambda c: media_db.insert_thumbnail(c, server_name, media_id, thumb_row, now)
                 )

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 from media_helpers import image_bytes, media_path, upload
 from PIL import Image
 
@@ -252,3 +253,29 @@ async def test_thumbnail_requires_authentication(
     uri = await upload(alice, image_bytes((64, 64)), "image/png")
     r = await client.get(media_path(uri, "thumbnail"), params={"width": "32", "height": "32"})
     assert r.status_code == 401
+
+
+async def test_concurrent_requests_share_one_thumbnail(
+    alice: httpx.AsyncClient, server: Any
+) -> None:
+    uri = await upload(alice, image_bytes((900, 700)), "image/png")
+    media_id = uri.rsplit("/", 1)[1]
+    bodies: list[bytes] = []
+
+    async def one() -> None:
+        r = await thumbnail(alice, uri, 96, 96, "crop")
+        assert r.status_code == 200
+        bodies.append(r.content)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(5):
+            nursery.start_soon(one)
+    assert len(set(bodies)) == 1
+    row = await server.hs.database.read(
+        lambda c: media_db.get_thumbnail(
+            c, "test.example", media_id, width=96, height=96, method="crop", animated=False
+        )
+    )
+    assert row is not None
+    assert await server.hs.database.read(lambda c: media_db.blob_refcount(c, row.sha256)) == 1
+    assert server.hs.media.statistics().thumbnails_in_progress == 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
 import pytest
+import trio
 from media_helpers import media_path, upload
 
 from homeserver.media.serving import CONTENT_SECURITY_POLICY
@@ -263,3 +265,22 @@ async def test_identical_content_is_stored_once(
     assert (await alice.get(media_path(second))).content == data
     await server.hs.media.delete_media("test.example", second.rsplit("/", 1)[1])
     assert not [p for p in media_dir.rglob("*") if p.is_file() and p.parent.name != "tmp"]
+
+
+async def test_concurrent_identical_uploads_share_one_blob(
+    alice: httpx.AsyncClient, server: Any
+) -> None:
+    data = b"raced bytes" * 5000
+    uris: list[str] = []
+
+    async def one() -> None:
+        uris.append(await upload(alice, data, "application/octet-stream"))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(6):
+            nursery.start_soon(one)
+    assert len(set(uris)) == 6
+    sha256 = hashlib.sha256(data).hexdigest()
+    assert await server.hs.database.read(lambda c: media_db.blob_refcount(c, sha256)) == 6
+    for uri in uris:
+        assert (await alice.get(media_path(uri))).content == data
