@@ -24,6 +24,7 @@ import trio
 
 from homeserver.errors import forbidden
 from homeserver.notifier import Notifier
+from homeserver.storage.events import StoredEvent
 
 # Clients send about 30 s (Element: 30000 ms); longer timeouts are capped.
 MAX_TYPING_TIMEOUT_MS = 30_000
@@ -98,6 +99,13 @@ class TypingService:
             del self._typers[room_id]
         if was_typing:
             self._advance([room_id])
+
+    def on_new_event(self, event: StoredEvent) -> None:
+        """New-event hook: a member who leaves (or is kicked, banned) stops typing at once."""
+        if event.type != "m.room.member" or not event.state_key:
+            return
+        if event.pdu.get("content", {}).get("membership") != "join":
+            self.stopped_typing(event.state_key, event.room_id)
 
     def expire(self) -> list[str]:
         """Drop lapsed typers now; returns the rooms that changed (and advances the stream)."""

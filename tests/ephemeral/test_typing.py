@@ -7,7 +7,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 import trio
-from ephemeral_helpers import V3, assert_error, make_room, make_user
+from ephemeral_helpers import V3, assert_error, leave, make_room, make_user
 from plait_fixtures import RegisterUser, RunningServer
 
 from homeserver.notifier import Notifier
@@ -178,3 +178,18 @@ async def test_zero_timeout_is_not_typing(timeout: int) -> None:
     service = TypingService(Notifier(), joined, lambda: 1000.0)
     await service.set_typing("@a:x", "@a:x", "!r:x", True, timeout)
     assert service.typing_users("!r:x") == []
+
+
+async def test_leaving_stops_typing(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    hs = server.hs
+    alice = await make_user(client, register_user, "alice")
+    bob = await make_user(client, register_user, "bob")
+    room = await make_room(hs, alice.user_id, bob.user_id)
+    r = await client.put(typing_url(room, bob.user_id), json={"typing": True}, headers=bob.headers)
+    assert r.status_code == 200
+    position = hs.notifier.current_token().typing
+    await leave(hs, room, bob.user_id)
+    assert hs.typing.typing_users(room) == []
+    assert hs.typing.typing_for_rooms([room], position)[room]["content"]["user_ids"] == []
