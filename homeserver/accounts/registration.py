@@ -33,6 +33,13 @@ _TOKEN_RE = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 _GENERATED_LOCALPART_LENGTH = 12
 
 
+class Unset:
+    """Marks an argument that was not given (None has a meaning: no limit)."""
+
+
+UNSET = Unset()
+
+
 def user_in_use() -> MatrixError:
     return MatrixError(400, "M_USER_IN_USE", "User ID already taken")
 
@@ -186,6 +193,23 @@ class RegistrationService:
 
     async def get_token(self, token: str) -> tokens_db.RegistrationTokenRow | None:
         return await self.database.read(lambda conn: tokens_db.get_token(conn, token))
+
+    async def update_token(
+        self,
+        token: str,
+        *,
+        uses_allowed: int | Unset | None = UNSET,
+        expiry_time: int | Unset | None = UNSET,
+    ) -> tokens_db.RegistrationTokenRow | None:
+        """Change a token's limits (None removes a limit); None if the token does not exist."""
+        values: dict[str, int | None] = {}
+        if not isinstance(uses_allowed, Unset):
+            if uses_allowed is not None and uses_allowed < 0:
+                raise invalid_param("uses_allowed must be a non-negative integer")
+            values["uses_allowed"] = uses_allowed
+        if not isinstance(expiry_time, Unset):
+            values["expiry_time"] = expiry_time
+        return await self.database.run(lambda conn: tokens_db.update_token(conn, token, values))
 
     async def delete_token(self, token: str) -> bool:
         return await self.database.run(lambda conn: tokens_db.delete_token(conn, token))

@@ -93,6 +93,15 @@ def list_tokens(conn: Connection) -> list[RegistrationTokenRow]:
     return [_row(r) for r in conn.execute(sa.select(registration_tokens).order_by(t.token))]
 
 
+def update_token(
+    conn: Connection, token: str, values: dict[str, int | None]
+) -> RegistrationTokenRow | None:
+    """Set ``uses_allowed`` and/or ``expiry_time``; None if there is no such token."""
+    if values:
+        conn.execute(registration_tokens.update().where(t.token == token).values(**values))
+    return get_token(conn, token)
+
+
 def delete_token(conn: Connection, token: str) -> bool:
     return conn.execute(registration_tokens.delete().where(t.token == token)).rowcount > 0
 

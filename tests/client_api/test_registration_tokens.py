@@ -122,6 +122,13 @@ async def test_unlimited_token_and_admin_functions(
     listed = await server.hs.registration.list_tokens()
     assert sorted(t.token for t in listed) == sorted([generated.token, "spent"])
     assert [t.token for t in await server.hs.registration.list_tokens(valid=False)] == ["spent"]
+    updated = await server.hs.registration.update_token("spent", uses_allowed=1)
+    assert updated is not None and (updated.uses_allowed, updated.expiry_time) == (1, None)
+    assert await validity(client, "spent")
+    expired = await server.hs.registration.update_token("spent", expiry_time=1)
+    assert expired is not None and expired.uses_allowed == 1
+    assert not await validity(client, "spent")
+    assert await server.hs.registration.update_token("missing", uses_allowed=2) is None
     assert await server.hs.registration.delete_token(generated.token)
     assert not await server.hs.registration.delete_token(generated.token)
     assert not await validity(client, generated.token)
