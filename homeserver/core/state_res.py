@@ -198,12 +198,16 @@ class _Resolver:
         return seen
 
     def auth_difference(self, state_sets: Sequence[StateMap]) -> set[str]:
-        """union(C_i) - intersection(C_i), C_i being the union of the auth chains of S_i.
+        """union(C_i) - intersection(C_i), C_i being S_i's events and all their auth chains.
 
-        An event's auth chain excludes the event itself (spec "Auth chain"), so an event
-        that is in every state set but in only some sets' auth chains is in the difference.
+        The spec defines C_i from the auth chains alone, which excludes S_i's own events;
+        Synapse (chain cover index, docs/auth_chain_difference_algorithm.md) and ruma
+        count the state events themselves as reachable. The two differ only for an event
+        present in every state set that some sets' events do not cite: inclusive counting
+        keeps it out of the difference. We count inclusively, as the servers we must agree
+        with do; conflicted events are in the full conflicted set either way.
         """
-        chains = [self._reachable(s.values(), inclusive=False) for s in state_sets]
+        chains = [self._reachable(s.values(), inclusive=True) for s in state_sets]
         union: set[str] = set().union(*chains)
         common = set(chains[0]).intersection(*chains[1:])
         return union - common

@@ -174,14 +174,17 @@ def test_no_state_sets_resolve_to_empty_and_one_set_to_itself(version: RoomVersi
     assert resolve_state(version, [dag.state(*BASE)], dag.events) == dag.state(*BASE)
 
 
-def test_auth_difference_excludes_the_state_events_themselves() -> None:
-    """PL0 is in both states but only in the auth chain of one: it is in the difference."""
+def test_auth_difference_counts_the_state_events_themselves() -> None:
+    """PL0 is in both states but cited only in one: like Synapse and ruma, not a difference."""
     dag = base(V10)
     auth = ["$create", "$join-alice", "$pl0"]
     dag.add("$topic", "m.room.topic", ALICE, {"topic": "x"}, "", auth, ts=5)
-    s1 = dag.state("$create", "$join-alice", "$pl0")
+    dag.add(
+        "$old-topic", "m.room.topic", ALICE, {"topic": "y"}, "", ["$create", "$join-alice"], ts=6
+    )
+    s1 = dag.state("$create", "$join-alice", "$pl0", "$old-topic")
     s2 = dag.state("$create", "$join-alice", "$pl0", "$topic")
-    assert dag.resolver().auth_difference([s1, s2]) == {"$pl0"}
+    assert dag.resolver().auth_difference([s1, s2]) == {"$topic", "$old-topic"}
 
 
 def test_conflicted_state_subgraph_holds_paths_between_conflicted_events() -> None:
