@@ -80,6 +80,8 @@ class HttpConnection:
         # cancels the connection once it has passed. Plain float writes keep
         # the hot path free of per-wait cancel scopes.
         self.deadline = math.inf
+        # Set while a WebSocket handler runs: cancelling it stops the handler only.
+        self.websocket_scope: trio.CancelScope | None = None
 
     def _new_parser(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self._config.max_header_bytes)
@@ -104,8 +106,14 @@ class HttpConnection:
             await trio.aclose_forcefully(self._stream)
 
     def on_shutdown(self) -> None:
-        """Close now if nothing is in flight; otherwise the current request finishes first."""
-        if self.phase is Phase.IDLE or self.phase is Phase.UPGRADED:
+        """Close now if nothing is in flight; otherwise the current request finishes first.
+
+        A WebSocket session never finishes by itself: its handler is stopped and
+        the socket closed with 1001 "going away" so the client reconnects elsewhere.
+        """
+        if self.phase is Phase.UPGRADED and self.websocket_scope is not None:
+            self.websocket_scope.cancel()
+        elif self.phase is Phase.IDLE or self.phase is Phase.UPGRADED:
             self._scope.cancel()
 
     def cancel(self) -> None:

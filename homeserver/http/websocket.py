@@ -108,14 +108,21 @@ async def serve_upgrade(
                 (time.perf_counter() - started) * 1000.0,
                 request.request_id,
             )
-        try:
-            await handler(request, websocket)
-        except trio_websocket.ConnectionClosed:
-            pass
-        except Exception:
-            log.exception(
-                "Unhandled error in WebSocket %s (request id %s)", request.path, request.request_id
-            )
-            await websocket.aclose(1011, "Internal server error")
-        finally:
-            await websocket.aclose()
+        code, reason = 1000, ""
+        connection.websocket_scope = handler_scope = trio.CancelScope()
+        with handler_scope:
+            try:
+                await handler(request, websocket)
+            except trio_websocket.ConnectionClosed:
+                pass
+            except Exception:
+                log.exception(
+                    "Unhandled error in WebSocket %s (request id %s)",
+                    request.path,
+                    request.request_id,
+                )
+                code, reason = 1011, "Internal server error"
+        connection.websocket_scope = None
+        if handler_scope.cancelled_caught:
+            code, reason = 1001, "Server shutting down"  # RFC 6455 §7.4.1
+        await websocket.aclose(code, reason)

@@ -150,3 +150,15 @@ async def test_shutdown_grace_cancels_stragglers(nursery: trio.Nursery) -> None:
         await done.wait()  # run() returned although the handler would sleep for ages
         assert await stream.receive_some(65536) == b""
     await stream.aclose()
+
+
+async def test_shutdown_closes_websockets(nursery: trio.Nursery) -> None:
+    server = HttpServer(ws_router(), host="127.0.0.1", port=0, config=TEST_CONFIG)
+    port = await nursery.start(server.run)
+    async with trio_websocket.open_websocket_url(f"ws://127.0.0.1:{port}/ws/dave") as ws:
+        assert await ws.get_message() == "hello dave"
+        server.begin_shutdown()
+        with trio.fail_after(10), pytest.raises(trio_websocket.ConnectionClosed) as closed:
+            await ws.get_message()
+        assert closed.value.reason.code == 1001
+    await wait_until(lambda: server.statistics().connections == 0)
