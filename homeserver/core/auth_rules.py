@@ -260,7 +260,8 @@ def _check_create(room_version: RoomVersion, event: Mapping[str, Any]) -> None:
     else:
         room_id = event.get("room_id")
         sender = _str_field(event, "sender")
-        if not isinstance(room_id, str) or _domain(room_id) != _domain(sender):
+        room_domain = _domain(room_id) if isinstance(room_id, str) else None
+        if room_domain is None or room_domain != _domain(sender):
             raise AuthError("1.2: the room_id domain does not match the sender's")
     if "room_version" in content and not (
         isinstance(content["room_version"], str) and content["room_version"] in KNOWN_ROOM_VERSIONS

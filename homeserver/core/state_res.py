@@ -109,9 +109,10 @@ def split_conflicted_state(
     for state_set in state_sets:
         all_keys.update(state_set)
     for key in all_keys:
-        values = {state_set.get(key) for state_set in state_sets}
-        if len(values) == 1 and None not in values:
-            unconflicted[key] = next(iter(values))  # type: ignore[assignment]
+        values = [state_set.get(key) for state_set in state_sets]
+        first = values[0]
+        if first is not None and all(v == first for v in values):
+            unconflicted[key] = first
         else:
             conflicted.update(v for v in values if v is not None)
     return unconflicted, conflicted

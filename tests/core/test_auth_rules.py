@@ -403,3 +403,10 @@ def test_non_string_sender_or_type_is_an_auth_error(version: RoomVersion) -> Non
         event[field] = value
         with pytest.raises(AuthError, match=r"^format:"):
             room.check(event)
+
+
+@pytest.mark.parametrize("version", [V10, V11], ids=["v10", "v11"])
+@pytest.mark.parametrize("room_id", ["!room", "room:a.example", None])
+def test_create_room_id_without_domain_is_rejected(version: RoomVersion, room_id: Any) -> None:
+    with pytest.raises(AuthError, match=r"^1\.2:"):
+        check_create(version, create_event(version, room_id=room_id, sender="@alice"))
