@@ -257,7 +257,8 @@ class EventCreationService:
         and says whether the event is rejected or soft-failed. ``state_before``
         is the state before the event if the caller knows it (e.g. from
         ``/state_ids``); otherwise it is resolved from the event's prev events,
-        which must then be stored and not outliers.
+        which must then be stored and not outliers. An event already stored is
+        returned as it is; one stored as an outlier takes its place in the DAG now.
         """
         room_id = str(pdu["room_id"])
         room = await self.store.get_room(room_id)
@@ -266,6 +267,10 @@ class EventCreationService:
         version = _version(room.room_version)
         event_id = compute_event_id(pdu, version)
         async with self.room_lock(room_id):
+            existing = await self.store.get_event(event_id)
+            if existing is not None and not existing.outlier:
+                # Federation delivers the same PDU more than once; storing it is idempotent.
+                return existing
             prev_ids = [str(p) for p in pdu.get("prev_events", [])]
             if state_before is not None:
                 before = StateBefore(state=dict(state_before))
@@ -306,6 +311,9 @@ class EventCreationService:
             raise not_found(f"Unknown room {room_id}")
         version = _version(room.room_version)
         event_id = compute_event_id(pdu, version)
+        existing = await self.store.get_event(event_id)
+        if existing is not None:
+            return existing
         result = await self.store.persist(
             EventToPersist(
                 event_id=event_id,

@@ -1,14 +1,9 @@
-"""Events: persisting an event with its edges, state, stream position and extremities.
+"""Events: reading the DAG, and the :class:`EventStore` that fronts it for services.
 
-Everything an event changes lands in one transaction (:func:`persist_event_txn`):
-its row, its prev/auth edges, the state groups before and after it, its stream
-ordering, the room's forward extremities and ``current_state``. Either all of it
-is visible or none of it is, so a crash never leaves a half-written event.
-
-Callers decide *what* the state is (the event-creation service resolves it with
-the pure core); this module only stores and reads it. The :class:`EventStore`
-wraps the transaction functions behind the database gateway and owns the
-in-process cache of committed state groups.
+The write path is ``event_persist.py`` (one transaction per event); the values
+are in ``event_types.py`` and re-exported here, where callers have always
+found them. The :class:`EventStore` wraps both behind the database gateway and
+owns the in-process caches of things that never change once committed.
 """
 
 from __future__ import annotations
@@ -16,356 +11,37 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from homeserver.core.canonical_json import encode_canonical_json
 from homeserver.storage.database import Database
+from homeserver.storage.event_persist import persist_event_txn
 from homeserver.storage.event_tables import (
     event_auth_edges,
-    event_edges,
     event_forward_extremities,
     event_stream_position,
     events,
     rooms,
 )
+from homeserver.storage.event_types import EventToPersist as EventToPersist
+from homeserver.storage.event_types import NewCurrentState as NewCurrentState
+from homeserver.storage.event_types import PersistResult as PersistResult
+from homeserver.storage.event_types import RoomInfo as RoomInfo
+from homeserver.storage.event_types import StateBefore as StateBefore
+from homeserver.storage.event_types import StoredEvent as StoredEvent
 from homeserver.storage.state import (
     StateGroupCache,
     StateKey,
-    apply_current_state_delta,
     load_state_group,
     read_current_state_ids,
     read_members,
-    replace_current_state,
-    store_state_group,
 )
 
 # IN (...) lists are split so no query carries more parameters than SQLite allows.
 _CHUNK = 500
-
-
-@attrs.frozen
-class RoomInfo:
-    room_id: str
-    room_version: str
-    creator: str
-
-
-@attrs.frozen
-class StoredEvent:
-    """A persisted event: its PDU (federation form, no ``event_id``) and our bookkeeping."""
-
-    event_id: str
-    room_id: str
-    type: str
-    state_key: str | None
-    sender: str
-    depth: int
-    topological_ordering: int
-    stream_ordering: int
-    origin_server_ts: int
-    rejected_reason: str | None
-    soft_failed: bool
-    outlier: bool
-    state_group_before: int | None
-    state_group_after: int | None
-    pdu: dict[str, Any]
-
-    @property
-    def is_state(self) -> bool:
-        return self.state_key is not None
-
-    @property
-    def prev_event_ids(self) -> list[str]:
-        return list(self.pdu.get("prev_events", []))
-
-    @property
-    def auth_event_ids(self) -> list[str]:
-        return list(self.pdu.get("auth_events", []))
-
-
-@attrs.frozen
-class StateBefore:
-    """The state before an event, and how to store it.
-
-    ``group`` names a committed group holding exactly ``state`` (the usual case:
-    one prev event, its state after). Otherwise a new group is written, as a
-    delta over ``base_group`` (whose full state is ``base_state``) when given.
-    """
-
-    state: Mapping[StateKey, str]
-    group: int | None = None
-    base_group: int | None = None
-    base_state: Mapping[StateKey, str] | None = None
-
-
-# "after": the event is the room's only forward extremity, so the room's current
-# state becomes the state after it. A map: the resolved state across the room's
-# extremities. None: current state does not change.
-NewCurrentState = Literal["after"] | Mapping[StateKey, str] | None
-
-
-@attrs.frozen
-class EventToPersist:
-    event_id: str
-    pdu: dict[str, Any]
-    # None: an outlier (no known place in the DAG, no state).
-    state_before: StateBefore | None
-    rejected_reason: str | None = None
-    soft_failed: bool = False
-    new_current_state: NewCurrentState = None
-    # Set for a room's create event: the ``rooms`` row is written in the same transaction.
-    new_room: RoomInfo | None = None
-    # Created here just now: no stored event can cite it yet, so no child check is needed.
-    local: bool = False
-
-
-@attrs.frozen
-class PersistResult:
-    event: StoredEvent
-    # Groups written by the transaction, for the cache once it has committed.
-    new_groups: dict[int, dict[StateKey, str]]
-    state_after: Mapping[StateKey, str] | None
-
-
-def _state_after(event: EventToPersist) -> Mapping[StateKey, str] | None:
-    """The state after the event; the very ``state_before`` mapping when it changes nothing."""
-    if event.state_before is None:
-        return None
-    state_key = event.pdu.get("state_key")
-    # Rejected events are never applied to state (s2s "Rejection").
-    if state_key is None or event.rejected_reason is not None:
-        return event.state_before.state
-    key = (event.pdu["type"], state_key)
-    if event.state_before.state.get(key) == event.event_id:
-        return event.state_before.state
-    return {**event.state_before.state, key: event.event_id}
-
-
-def allocate_stream_ordering(conn: Connection) -> int:
-    """The next global stream ordering, taken inside the caller's transaction.
-
-    On PostgreSQL the UPDATE locks the counter row until commit, so events
-    commit in stream order and sync never skips over a position still in flight.
-    """
-    position = conn.execute(
-        sa.update(event_stream_position)
-        .where(event_stream_position.c.id == 1)
-        .values(position=event_stream_position.c.position + 1)
-        .returning(event_stream_position.c.position)
-    ).scalar_one()
-    return int(position)
-
-
-def persist_event_txn(
-    conn: Connection, event: EventToPersist, cache: StateGroupCache | None = None
-) -> PersistResult:
-    """Write ``event`` and everything it changes; runs inside one transaction."""
-    pdu = event.pdu
-    room_id: str = pdu["room_id"] if "room_id" in pdu else _room_id_of(event)
-    new_groups: dict[int, dict[StateKey, str]] = {}
-
-    if event.new_room is not None:
-        conn.execute(
-            sa.insert(rooms).values(
-                room_id=event.new_room.room_id,
-                room_version=event.new_room.room_version,
-                creator=event.new_room.creator,
-            )
-        )
-
-    group_before: int | None = None
-    group_after: int | None = None
-    event_delta: dict[StateKey, str | None] = {}
-    state_after = _state_after(event)
-    if event.state_before is not None and state_after is not None:
-        before = event.state_before
-        group_before = before.group
-        if group_before is None:
-            group_before = store_state_group(
-                conn,
-                room_id,
-                before.state,
-                prev_group=before.base_group,
-                prev_state=before.base_state,
-            )
-            new_groups[group_before] = dict(before.state)
-        if state_after is before.state:
-            group_after = group_before
-        else:
-            event_delta = {(pdu["type"], pdu["state_key"]): event.event_id}
-            group_after = store_state_group(
-                conn,
-                room_id,
-                state_after,
-                prev_group=group_before,
-                prev_state=before.state,
-                delta=event_delta,
-            )
-            new_groups[group_after] = dict(state_after)
-
-    stream_ordering = allocate_stream_ordering(conn)
-    content = pdu.get("content", {})
-    membership = content.get("membership") if pdu["type"] == "m.room.member" else None
-    depth = int(pdu.get("depth", 0))
-    conn.execute(
-        sa.insert(events).values(
-            event_id=event.event_id,
-            room_id=room_id,
-            type=pdu["type"],
-            state_key=pdu.get("state_key"),
-            sender=pdu["sender"],
-            membership=membership if isinstance(membership, str) else None,
-            depth=depth,
-            topological_ordering=depth,
-            stream_ordering=stream_ordering,
-            origin_server_ts=int(pdu.get("origin_server_ts", 0)),
-            json=encode_canonical_json(pdu).decode("utf-8"),
-            rejected_reason=event.rejected_reason,
-            soft_failed=event.soft_failed,
-            outlier=event.state_before is None,
-            state_group_before=group_before,
-            state_group_after=group_after,
-        )
-    )
-    insert_edges(
-        conn, room_id, event.event_id, pdu.get("prev_events", []), pdu.get("auth_events", [])
-    )
-
-    accepted = event.rejected_reason is None and not event.soft_failed
-    if event.state_before is not None and accepted:
-        _update_forward_extremities(
-            conn,
-            room_id,
-            event.event_id,
-            pdu.get("prev_events", []),
-            may_have_children=not event.local,
-        )
-
-    if event.new_current_state is not None and state_after is not None and group_after is not None:
-        old_group = conn.execute(
-            sa.select(rooms.c.current_state_group).where(rooms.c.room_id == room_id)
-        ).scalar_one_or_none()
-        if isinstance(event.new_current_state, str) and group_after == old_group:
-            pass  # A message on the room's only extremity: current state is unchanged.
-        elif isinstance(event.new_current_state, str) and group_before == old_group:
-            # The usual state event: current state was the state before it.
-            apply_current_state_delta(conn, room_id, event_delta, group_after)
-        else:
-            old_state = load_state_group(conn, old_group, cache) if old_group is not None else {}
-            if isinstance(event.new_current_state, str):
-                new_state, new_group = state_after, group_after
-            else:
-                new_state = dict(event.new_current_state)
-                new_group = store_state_group(
-                    conn, room_id, new_state, prev_group=group_after, prev_state=state_after
-                )
-                new_groups[new_group] = new_state
-            replace_current_state(conn, room_id, old_state, new_state, new_group)
-
-    stored = StoredEvent(
-        event_id=event.event_id,
-        room_id=room_id,
-        type=pdu["type"],
-        state_key=pdu.get("state_key"),
-        sender=pdu["sender"],
-        depth=depth,
-        topological_ordering=depth,
-        stream_ordering=stream_ordering,
-        origin_server_ts=int(pdu.get("origin_server_ts", 0)),
-        rejected_reason=event.rejected_reason,
-        soft_failed=event.soft_failed,
-        outlier=event.state_before is None,
-        state_group_before=group_before,
-        state_group_after=group_after,
-        pdu=pdu,
-    )
-    return PersistResult(event=stored, new_groups=new_groups, state_after=state_after)
-
-
-def _room_id_of(event: EventToPersist) -> str:
-    # v12 create events carry no room_id; the room is the one being created.
-    if event.new_room is None:
-        raise ValueError(f"event {event.event_id} has no room_id")
-    return event.new_room.room_id
-
-
-def insert_edges(
-    conn: Connection,
-    room_id: str,
-    event_id: str,
-    prev_event_ids: Sequence[str],
-    auth_event_ids: Sequence[str],
-) -> None:
-    if prev_event_ids:
-        conn.execute(
-            sa.insert(event_edges),
-            [
-                {"event_id": event_id, "prev_event_id": p, "room_id": room_id}
-                for p in dict.fromkeys(prev_event_ids)
-            ],
-        )
-    if auth_event_ids:
-        conn.execute(
-            sa.insert(event_auth_edges),
-            [
-                {"event_id": event_id, "auth_event_id": a, "room_id": room_id}
-                for a in dict.fromkeys(auth_event_ids)
-            ],
-        )
-
-
-def _update_forward_extremities(
-    conn: Connection,
-    room_id: str,
-    event_id: str,
-    prev_event_ids: Sequence[str],
-    *,
-    may_have_children: bool,
-) -> None:
-    """The event replaces its prev events as an extremity, unless it already has a child.
-
-    A forward extremity is an event with no accepted child (s2s brief, "DAG bookkeeping");
-    a child can arrive first over federation, hence the check.
-    """
-    prevs = list(dict.fromkeys(prev_event_ids))
-    if not may_have_children and len(prevs) == 1:
-        # The common case, one statement: the new event takes its parent's place.
-        moved = conn.execute(
-            sa.update(event_forward_extremities)
-            .where(
-                event_forward_extremities.c.room_id == room_id,
-                event_forward_extremities.c.event_id == prevs[0],
-            )
-            .values(event_id=event_id)
-        )
-        if moved.rowcount == 1:
-            return
-    elif prevs:
-        conn.execute(
-            sa.delete(event_forward_extremities).where(
-                event_forward_extremities.c.room_id == room_id,
-                event_forward_extremities.c.event_id.in_(prevs),
-            )
-        )
-    if may_have_children:
-        child = (
-            sa.select(events.c.event_id)
-            .join(event_edges, event_edges.c.event_id == events.c.event_id)
-            .where(
-                event_edges.c.prev_event_id == event_id,
-                events.c.rejected_reason.is_(None),
-                events.c.soft_failed == sa.false(),
-                events.c.outlier == sa.false(),
-            )
-        )
-        if conn.execute(child.limit(1)).first() is not None:
-            return
-    conn.execute(sa.insert(event_forward_extremities).values(room_id=room_id, event_id=event_id))
 
 
 def _row_to_event(row: sa.Row[Any]) -> StoredEvent:
@@ -495,6 +171,7 @@ class EventStore:
         result = await self.database.run(lambda conn: persist_event_txn(conn, event, cache))
         for group, state in result.new_groups.items():
             cache.put(group, state)
+        # put_many replaces any cached outlier copy of the event.
         self._event_cache.put_many([result.event])
         return result
 

@@ -251,3 +251,24 @@ async def test_more_than_twenty_extremities_are_merged_twenty_at_a_time(
     assert second.depth == first.depth + 1
     assert await store.get_forward_extremities(room_id) == [second.event_id]
     assert await store.get_state_at_event(second.event_id) == fold_state(history)
+
+
+@pytest.mark.parametrize("version", ["10", "12"])
+async def test_federated_duplicates_are_idempotent_and_outliers_join_the_dag(
+    service: EventCreationService, store: EventStore, version: str
+) -> None:
+    room_id, history = await build_room(service, version)
+    tip = history[-1]
+    event_id, pdu = await remote_pdu(store, tip, "m.room.topic", {"topic": "late"}, "")
+    outlier = await service.persist_outlier(pdu)
+    assert (await service.persist_outlier(pdu)).stream_ordering == outlier.stream_ordering
+    # The same event arrives again, now with its place in the DAG.
+    placed = await service.persist_federated_event(pdu)
+    assert placed.event_id == event_id and not placed.outlier
+    assert placed.stream_ordering > outlier.stream_ordering
+    assert await store.get_forward_extremities(room_id) == [event_id]
+    assert await store.get_current_state_ids(room_id) == fold_state([*history, placed])
+    assert await EventStore(store.database).get_state_at_event(event_id) == fold_state(history)
+    again = await service.persist_federated_event(pdu)
+    assert again.stream_ordering == placed.stream_ordering
+    assert await store.get_stream_position() == placed.stream_ordering

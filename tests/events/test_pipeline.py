@@ -15,7 +15,7 @@ from homeserver.core.room_versions import get_room_version
 from homeserver.core.signing import verify_event_signature
 from homeserver.errors import MatrixError
 from homeserver.events.creation import EventCreationService, StreamNotifier
-from homeserver.storage import events as events_module
+from homeserver.storage import event_persist as events_module
 from homeserver.storage.event_tables import state_groups
 from homeserver.storage.events import EventStore, StoredEvent
 
