@@ -247,3 +247,38 @@ async def test_state_after_many_state_changes(
         lambda c: [r.delta_depth for r in c.execute(sa.select(state_groups.c.delta_depth)).all()]
     )
     assert max(depths) <= 100 and depths.count(0) >= 2
+
+
+async def test_concurrent_sends_across_rooms_share_one_gapless_stream(
+    service: EventCreationService, store: EventStore
+) -> None:
+    rooms = [(await build_room(service, version))[0] for version in VERSIONS]
+    start = await store.get_stream_position()
+    sent: dict[str, list[StoredEvent]] = {room_id: [] for room_id in rooms}
+
+    async def send(room_id: str, i: int) -> None:
+        if i % 5 == 0:
+            event = await service.create_and_persist_event(
+                room_id, "m.room.topic", ALICE, {"topic": str(i)}, ""
+            )
+        else:
+            event = await service.create_and_persist_event(
+                room_id, "m.room.message", ALICE, {"body": str(i)}
+            )
+        sent[room_id].append(event)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(15):
+            for room_id in rooms:
+                nursery.start_soon(send, room_id, i)
+
+    orderings = sorted(e.stream_ordering for events in sent.values() for e in events)
+    assert orderings == list(range(start + 1, start + 1 + 45))
+    for room_id, events in sent.items():
+        chain = sorted(events, key=lambda e: e.depth)
+        for previous, event in itertools.pairwise(chain):
+            assert event.pdu["prev_events"] == [previous.event_id]
+        assert await store.get_forward_extremities(room_id) == [chain[-1].event_id]
+        topics = [e for e in chain if e.type == "m.room.topic"]
+        current = await store.get_current_state_ids(room_id)
+        assert current[("m.room.topic", "")] == topics[-1].event_id
