@@ -12,7 +12,7 @@ import trio
 import trio_websocket
 from http_harness import TEST_CONFIG, make_router, wait_until
 
-from homeserver.http import HttpServer, Request, Router
+from homeserver.http import HttpServer, Request, Response, Router
 from homeserver.http.tls import load_ssl_context, make_self_signed_cert
 
 
@@ -102,7 +102,16 @@ async def test_websocket_echo(nursery: trio.Nursery) -> None:
 async def test_graceful_shutdown_finishes_in_flight_and_refuses_new(
     nursery: trio.Nursery,
 ) -> None:
-    server = HttpServer(make_router(), host="127.0.0.1", port=0, config=TEST_CONFIG)
+    entered, release = trio.Event(), trio.Event()
+
+    async def gated(request: Request) -> Response:
+        entered.set()
+        await release.wait()
+        return Response.json({"released": True})
+
+    router = make_router()
+    router.add("GET", "/gated", gated)
+    server = HttpServer(router, host="127.0.0.1", port=0, config=TEST_CONFIG)
     port = await nursery.start(server.run)
     base = f"http://127.0.0.1:{port}"
     results: dict[str, httpx.Response] = {}
@@ -110,7 +119,7 @@ async def test_graceful_shutdown_finishes_in_flight_and_refuses_new(
     async def slow_client(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with httpx.AsyncClient() as client:
             task_status.started()
-            results["slow"] = await client.get(f"{base}/slow?s=0.5")
+            results["slow"] = await client.get(f"{base}/gated")
 
     # An idle keep-alive connection, to see it closed at once.
     idle = await trio.open_tcp_stream("127.0.0.1", port)
@@ -119,15 +128,17 @@ async def test_graceful_shutdown_finishes_in_flight_and_refuses_new(
 
     async with trio.open_nursery() as clients:
         await clients.start(slow_client)
-        await wait_until(lambda: server.statistics().requests >= 2)
+        with trio.fail_after(10):
+            await entered.wait()
         server.begin_shutdown()
         with trio.fail_after(10):
             await server.wait_not_accepting()
             assert await idle.receive_some(65536) == b""
         with pytest.raises(OSError):
             await trio.open_tcp_stream("127.0.0.1", port)
+        release.set()  # the in-flight request finishes after shutdown began
     assert results["slow"].status_code == 200
-    assert results["slow"].json() == {"slept": True}
+    assert results["slow"].json() == {"released": True}
     assert results["slow"].headers["connection"] == "close"
     await idle.aclose()
 
