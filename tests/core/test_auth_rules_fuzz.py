@@ -186,7 +186,7 @@ def states(draw: st.DrawFn) -> dict[tuple[str, str], dict[str, Any]]:
     return state
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(version=st.sampled_from([V10, V11, V12]), event=events(), state=states())
 def test_check_auth_raises_only_auth_error(version: Any, event: dict[str, Any], state: Any) -> None:
     try:

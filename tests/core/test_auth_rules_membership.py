@@ -265,6 +265,7 @@ def test_third_party_invite_with_public_keys_list_and_urlsafe_key(version: RoomV
 
 @versions
 def test_third_party_invite_rules(version: RoomVersion) -> None:
+    """Pitfall: third-party invite auth was wrong in two places (ruma-state-res 0.9, 0.14)."""
     room = third_party_room(version)
     good = signed_block(CAROL)
     cases: list[tuple[Any, str]] = [

@@ -351,6 +351,7 @@ def test_kahn_waits_for_every_auth_event_in_the_graph(version: RoomVersion) -> N
 
 @versions
 def test_tie_break_is_timestamp_then_event_id(version: RoomVersion) -> None:
+    """Pitfall: a tie-break bug (ruma-state-res 0.13); ts first, then event ID as a string."""
     dag = base(version)
     auth = ["$create", "$join-alice", "$pl0"]
     dag.add("$b", "m.room.topic", ALICE, {}, "", auth, ts=5)
@@ -456,7 +457,7 @@ def test_unconflicted_state_wins_over_resolved(version: RoomVersion) -> None:
 
 
 def test_v2_1_starts_from_the_empty_map() -> None:
-    """In v2 an unconflicted ban applies before the power events are checked; v2.1 does not."""
+    """Pitfall: state resets under v2 (synapse#8629); v2.1 checks power events from empty."""
     for version in (V11, V12):
         dag = base(version)
         jr_auth = ["$create", "$join-alice", "$pl0"]
