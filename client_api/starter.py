@@ -9,8 +9,10 @@ settings pages clean:
 * ``GET /pushrules/`` (and without the slash), ``GET /pushrules/global/``,
   ``GET /pushrules/global/{kind}/{ruleId}`` with ``/enabled`` and ``/actions``
   (read-only: changing rules comes with the push issue);
-* ``GET /voip/turnServer``: ``{}`` (no TURN server configured; Element then
-  calls without relays);
+* ``GET /voip/turnServer``: no TURN server is configured, so the answer has
+  the fields the spec's schema requires with no ``uris`` (Synapse answers
+  ``{}``; both leave js-sdk calling without relays, but only this one is
+  schema-valid);
 * ``GET /thirdparty/protocols``: ``{}`` (no bridges);
 * ``GET /account/3pid``: ``{"threepids": []}`` (Plait holds no third-party IDs);
 * ``GET /pushers``: ``{"pushers": []}`` (no push gateway client yet);
@@ -28,6 +30,9 @@ from homeserver.homeserver import HomeServer
 from homeserver.http.router import Router
 from homeserver.http.types import Request, Response
 from homeserver.push.default_rules import KINDS, default_rule_set, push_rules_response
+
+# voip.yaml requires username, password, uris and ttl; ttl: ask again in a day.
+NO_TURN_SERVER: dict[str, Any] = {"username": "", "password": "", "uris": [], "ttl": 86400}
 
 
 def add_routes(router: Router, hs: HomeServer) -> None:
@@ -63,7 +68,7 @@ def add_routes(router: Router, hs: HomeServer) -> None:
 
     async def turn_server(request: Request) -> Response:
         await require_user(hs, request)
-        return Response.json({})
+        return Response.json(NO_TURN_SERVER)
 
     async def protocols(request: Request) -> Response:
         await require_user(hs, request)

@@ -182,7 +182,7 @@ async def test_single_push_rule_reads(
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ("/voip/turnServer", {}),
+        ("/voip/turnServer", {"username": "", "password": "", "uris": [], "ttl": 86400}),
         ("/thirdparty/protocols", {}),
         ("/account/3pid", {"threepids": []}),
         ("/pushers", {"pushers": []}),
@@ -210,3 +210,13 @@ async def test_no_key_backup_is_not_found(
     headers = await token_of(client, register_user)
     r = await client.get(f"{V3}/room_keys/version", headers=headers)
     assert r.status_code == 404 and r.json()["errcode"] == "M_NOT_FOUND"
+
+
+async def test_turn_server_answer_has_the_schema_fields(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    """voip.yaml: username, password, uris and ttl are required."""
+    headers = await token_of(client, register_user)
+    body = (await client.get(f"{V3}/voip/turnServer", headers=headers)).json()
+    assert isinstance(body["username"], str) and isinstance(body["password"], str)
+    assert body["uris"] == [] and isinstance(body["ttl"], int)

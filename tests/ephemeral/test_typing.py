@@ -193,3 +193,21 @@ async def test_leaving_stops_typing(
     await leave(hs, room, bob.user_id)
     assert hs.typing.typing_users(room) == []
     assert hs.typing.typing_for_rooms([room], position)[room]["content"]["user_ids"] == []
+
+
+@pytest.mark.server_config(
+    rate_limits={"enabled": True, "writes_burst": 2, "writes_per_second": 0.01}
+)
+async def test_typing_is_rate_limited_as_a_write(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await make_user(client, register_user, "alice")
+    room = await make_room(server.hs, alice.user_id)
+    url = typing_url(room, alice.user_id)
+    for _ in range(2):
+        assert (
+            await client.put(url, json={"typing": True}, headers=alice.headers)
+        ).status_code == 200
+    r = await client.put(url, json={"typing": True}, headers=alice.headers)
+    body = assert_error(r, 429, "M_LIMIT_EXCEEDED")
+    assert body["retry_after_ms"] > 0
