@@ -49,6 +49,10 @@ def add_routes(router: Router, hs: HomeServer) -> None:
         session = await hs.interactive_auth.authenticate(
             body.get("auth"), purpose="register", flows=hs.registration.flows(), user_id=None
         )
+        if password is None:
+            # Checked after UIA so that a bare first request still learns the flows;
+            # the session stays open for a retry that includes the password.
+            raise missing_param("'password' is required")
         user_id, login = await hs.registration.register(
             localpart=localpart,
             password=password,

@@ -242,3 +242,24 @@ async def test_refresh_token_at_registration(
     assert result["refresh_token"]
     assert result["expires_in_ms"] == server.config.auth.access_token_lifetime_s * 1000
     assert (await whoami(client, result["access_token"])).status_code == 200
+
+
+async def test_password_is_required_and_the_session_survives(client: httpx.AsyncClient) -> None:
+    # Element's first request is an empty body, to learn the flows.
+    first = await client.post(f"{V3}/register", json={})
+    assert first.status_code == 401
+    session = first.json()["session"]
+    no_password = await client.post(
+        f"{V3}/register",
+        json={"username": "nopw", "auth": {"type": "m.login.dummy", "session": session}},
+    )
+    assert "password" in assert_error(no_password, 400, "M_MISSING_PARAM")["error"]
+    retry = await client.post(
+        f"{V3}/register",
+        json={
+            "username": "nopw",
+            "password": "pw",
+            "auth": {"type": "m.login.dummy", "session": session},
+        },
+    )
+    assert retry.status_code == 200, retry.text
