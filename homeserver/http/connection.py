@@ -99,6 +99,9 @@ class HttpConnection:
                     pass  # the peer went away, or the TLS handshake failed
                 except _CloseConnection:
                     pass
+                except Exception:
+                    # Our bug, not the peer's: lose this connection, never the server.
+                    log.exception("HTTP connection from %s failed", self.remote)
             self.deadline = math.inf
             await self._close(drain)
         finally:
@@ -340,7 +343,7 @@ class HttpConnection:
         self.phase = Phase.HANDLING
         self.deadline = math.inf
         try:
-            return await handler(request)
+            response = await handler(request)
         except MatrixError as exc:
             return wire.error_response(exc)
         except Exception:
@@ -351,6 +354,16 @@ class HttpConnection:
                 request.request_id,
             )
             return wire.internal_error(request.request_id)
+        if not isinstance(response, Response):
+            log.error(
+                "Handler for %s %s returned %s, not a Response (request id %s)",
+                request.method,
+                request.path,
+                type(response).__name__,
+                request.request_id,
+            )
+            return wire.internal_error(request.request_id)
+        return response
 
     # -- responses ----------------------------------------------------------
 

@@ -81,6 +81,10 @@ async def big(request: Request) -> Response:
     return Response(stream=chunks(), content_length=65536 * 1024)
 
 
+async def not_a_response(request: Request) -> Response:
+    return {"oops": True}  # type: ignore[return-value]
+
+
 def make_router() -> Router:
     router = Router()
     router.add("GET", "/_matrix/client/versions", versions)
@@ -95,6 +99,7 @@ def make_router() -> Router:
     router.add("GET", "/bad_header", bad_header)
     router.add("GET", "/stream", stream)
     router.add("GET", "/big", big)
+    router.add("GET", "/not_a_response", not_a_response)
     return router
 
 

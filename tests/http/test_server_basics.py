@@ -109,8 +109,11 @@ async def test_handler_exception_is_500_with_request_id_and_no_details(
 async def test_invalid_response_headers_from_handler_become_500(running: Running) -> None:
     async with httpx.AsyncClient(base_url=running.base_url) as client:
         response = await client.get("/bad_header")
-    assert response.status_code == 500
-    assert "injected" not in response.headers
+        assert response.status_code == 500
+        assert "injected" not in response.headers
+        wrong_type = await client.get("/not_a_response")
+        assert wrong_type.status_code == 500
+        assert wrong_type.json()["errcode"] == "M_UNKNOWN"
 
 
 async def test_access_log_line_without_query_or_token(
