@@ -48,7 +48,7 @@ def _event(
 
 
 def build_forks(
-    version: RoomVersion, events_per_fork: int
+    version: RoomVersion, events_per_fork: int, power_levels_users: int = 0
 ) -> tuple[list[dict[Key, str]], dict[str, dict[str, Any]]]:
     """Two state maps and the event map holding every event of both forks."""
     event_map: dict[str, dict[str, Any]] = {}
@@ -65,7 +65,10 @@ def build_forks(
         create_content["creator"] = ALICE
     add("$create", "m.room.create", ALICE, create_content, "", [], 0)
     add("$join-alice", "m.room.member", ALICE, {"membership": "join"}, ALICE, ["$create"], 1)
-    admins = {} if version.privileged_creators else {ALICE: 100}
+    # Big rooms carry big ``users`` maps in every power levels event.
+    admins = {f"@extra{n}:c.example": 1 for n in range(power_levels_users)}
+    if not version.privileged_creators:
+        admins[ALICE] = 100
     add("$pl", "m.room.power_levels", ALICE, {"users": admins}, "", ["$create", "$join-alice"], 2)
     base_auth = ["$create", "$join-alice", "$pl"]
     add("$jr", "m.room.join_rules", ALICE, {"join_rule": "public"}, "", base_auth, 3)
@@ -120,15 +123,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000, help="state events per fork")
     parser.add_argument("--room-version", action="append", choices=sorted(KNOWN_ROOM_VERSIONS))
+    parser.add_argument(
+        "--pl-users", type=int, default=0, help="extra entries in every power levels users map"
+    )
     args = parser.parse_args(argv)
     for identifier in args.room_version or ["11", "12"]:
         version = KNOWN_ROOM_VERSIONS[identifier]
-        state_sets, event_map = build_forks(version, args.events)
+        state_sets, event_map = build_forks(version, args.events, args.pl_users)
         start = time.perf_counter()
         resolved = resolve_state(version, state_sets, event_map)
         elapsed = time.perf_counter() - start
         print(
             f"room v{identifier}: 2 forks x {args.events} state events, "
+            f"{args.pl_users} extra power levels users, "
             f"{len(event_map)} events: resolved {len(resolved)} keys in {elapsed:.2f} s"
         )
 

@@ -41,6 +41,7 @@ from homeserver.core.power_levels import (
     PowerLevel,
     PowerLevels,
     parse_level,
+    parse_level_map,
     power_levels_from_state,
     room_creators,
 )
@@ -460,7 +461,7 @@ def _check_power_levels(
             raise _reject(rv, "9.5.2", f"{key}: the new value is above the sender's level")
 
     for key in ("events", "notifications"):
-        old_map = _lenient_level_map(rv, old.get(key))
+        old_map = parse_level_map(old.get(key), strict_integers=strict)
         new_map = new_maps[key]
         for name in old_map.keys() | new_map.keys():
             old_value, new_value = old_map.get(name), new_map.get(name)
@@ -472,7 +473,7 @@ def _check_power_levels(
                 raise _reject(rv, "9.7.1", f"{key}.{name}: the new value is too high")
 
     sender = event.get("sender")
-    old_users = _lenient_level_map(rv, old.get("users"))
+    old_users = parse_level_map(old.get("users"), strict_integers=strict)
     for user_id in old_users.keys() | new_users.keys():
         old_value, new_value = old_users.get(user_id), new_users.get(user_id)
         if old_value == new_value:
@@ -497,17 +498,6 @@ def _strict_level_map(
         if level is None or not isinstance(name, str):
             raise _reject(rv, rule, f"{key} has a value that is not an integer")
         out[name] = level
-    return out
-
-
-def _lenient_level_map(rv: RoomVersion, value: object) -> dict[str, int]:
-    if not isinstance(value, Mapping):
-        return {}
-    out: dict[str, int] = {}
-    for name, raw in value.items():
-        level = parse_level(raw, strict_integers=rv.strict_integer_power_levels)
-        if level is not None and isinstance(name, str):
-            out[name] = level
     return out
 
 

@@ -101,7 +101,7 @@ def _content(event: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return content if isinstance(content, Mapping) else {}
 
 
-def _level_map(value: object, *, strict_integers: bool) -> dict[str, int]:
+def parse_level_map(value: object, *, strict_integers: bool) -> dict[str, int]:
     """Lenient ``{str: int}``: entries that are not levels are dropped, as if absent."""
     if not isinstance(value, Mapping):
         return {}
@@ -141,29 +141,44 @@ def room_creators(
     return frozenset(creators)
 
 
+def _raw_map(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 @attrs.frozen
 class PowerLevels:
-    """The effective levels of a room, defaults applied (see :func:`power_levels_from_state`)."""
+    """The effective levels of a room, defaults applied (see :func:`power_levels_from_state`).
 
-    users: Mapping[str, int]
+    The ``users``, ``events`` and ``notifications`` maps stay as the event has them and
+    each lookup parses one entry: a big room's ``users`` map has thousands of entries and
+    the auth rules (run for every event during state resolution) ask about one or two.
+    An entry that is not a level counts as absent.
+    """
+
+    users_raw: Mapping[str, Any]
     users_default: int
-    events: Mapping[str, int]
+    events_raw: Mapping[str, Any]
     events_default: int
     state_default: int
     ban: int
     kick: int
     redact: int
     invite: int
-    notifications: Mapping[str, int]
+    notifications_raw: Mapping[str, Any]
+    strict_integers: bool = True
     # v12 privileged creators: infinite power whatever ``users`` says.
     privileged_creators: frozenset[str] = frozenset()
     # Whether the room has an m.room.power_levels event (the auth rules ask, rule 9.4).
     has_power_levels_event: bool = True
 
+    def _entry(self, raw: Mapping[str, Any], key: str) -> int | None:
+        return parse_level(raw.get(key), strict_integers=self.strict_integers)
+
     def user_level(self, user_id: str) -> PowerLevel:
         if user_id in self.privileged_creators:
             return CREATOR_POWER_LEVEL
-        return self.users.get(user_id, self.users_default)
+        level = self._entry(self.users_raw, user_id)
+        return self.users_default if level is None else level
 
     def required_level(self, event_type: str, *, is_state: bool) -> int:
         """The *required power level* to send an event (auth rule 7 in v10/v11).
@@ -171,8 +186,9 @@ class PowerLevels:
         Membership changes are governed by ``invite``/``kick``/``ban`` instead, and redacting
         another user's event additionally needs ``redact``; those are separate questions.
         """
-        if event_type in self.events:
-            return self.events[event_type]
+        level = self._entry(self.events_raw, event_type)
+        if level is not None:
+            return level
         return self.state_default if is_state else self.events_default
 
     def notification_level(self, key: str) -> int | None:
@@ -180,8 +196,9 @@ class PowerLevels:
 
         Only ``room`` has a spec default (50); other keys are None when unset.
         """
-        if key in self.notifications:
-            return self.notifications[key]
+        level = self._entry(self.notifications_raw, key)
+        if level is not None:
+            return level
         return DEFAULT_NOTIFICATIONS_ROOM if key == "room" else None
 
 
@@ -199,16 +216,17 @@ def power_levels_from_content(
         return default if level is None else level
 
     return PowerLevels(
-        users=_level_map(content.get("users"), strict_integers=strict),
+        users_raw=_raw_map(content.get("users")),
         users_default=top("users_default", DEFAULT_USERS_DEFAULT),
-        events=_level_map(content.get("events"), strict_integers=strict),
+        events_raw=_raw_map(content.get("events")),
         events_default=top("events_default", DEFAULT_EVENTS_DEFAULT),
         state_default=top("state_default", DEFAULT_STATE_DEFAULT),
         ban=top("ban", DEFAULT_BAN),
         kick=top("kick", DEFAULT_KICK),
         redact=top("redact", DEFAULT_REDACT),
         invite=top("invite", DEFAULT_INVITE),
-        notifications=_level_map(content.get("notifications"), strict_integers=strict),
+        notifications_raw=_raw_map(content.get("notifications")),
+        strict_integers=strict,
         privileged_creators=privileged_creators,
         has_power_levels_event=True,
     )
@@ -237,16 +255,16 @@ def power_levels_from_state(
         else dict.fromkeys(creators, NO_POWER_LEVELS_CREATOR_LEVEL)
     )
     return PowerLevels(
-        users=users,
+        users_raw=users,
         users_default=DEFAULT_USERS_DEFAULT,
-        events={},
+        events_raw={},
         events_default=DEFAULT_EVENTS_DEFAULT,
         state_default=DEFAULT_STATE_DEFAULT,
         ban=DEFAULT_BAN,
         kick=DEFAULT_KICK,
         redact=DEFAULT_REDACT,
         invite=DEFAULT_INVITE,
-        notifications={},
+        notifications_raw={},
         privileged_creators=privileged,
         has_power_levels_event=False,
     )
