@@ -284,3 +284,49 @@ async def test_concurrent_identical_uploads_share_one_blob(
     assert await server.hs.database.read(lambda c: media_db.blob_refcount(c, sha256)) == 6
     for uri in uris:
         assert (await alice.get(media_path(uri))).content == data
+
+
+async def _raw_exchange(server: Any, head: bytes) -> trio.SocketStream:
+    port = int(server.base_url.rsplit(":", 1)[1])
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(head)
+    return stream
+
+
+async def _read_until(stream: trio.SocketStream, marker: bytes) -> bytes:
+    data = b""
+    with trio.fail_after(10):
+        while marker not in data:
+            chunk = await stream.receive_some(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+async def test_expect_100_continue_is_answered_only_after_authentication(
+    server: Any, client: httpx.AsyncClient, register_user: Any
+) -> None:
+    token = (await register_user(client, "carol"))["access_token"]
+    # Unauthenticated: refused at once, the body is never asked for.
+    stream = await _raw_exchange(
+        server,
+        b"POST /_matrix/media/v3/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Expect: 100-continue\r\n\r\n",
+    )
+    reply = await _read_until(stream, b"}")
+    assert reply.startswith(b"HTTP/1.1 401 ")
+    assert b"100 Continue" not in reply
+    await stream.aclose()
+    # Authenticated: 100 Continue, then the body, then the content URI.
+    stream = await _raw_exchange(
+        server,
+        b"POST /_matrix/media/v3/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Expect: 100-continue\r\nAuthorization: Bearer " + token.encode() + b"\r\n\r\n",
+    )
+    assert (await _read_until(stream, b"\r\n\r\n")).startswith(b"HTTP/1.1 100 ")
+    await stream.send_all(b"hello")
+    reply = await _read_until(stream, b"}")
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    assert b"mxc://test.example/" in reply
+    await stream.aclose()
