@@ -8,6 +8,9 @@ module adds the routes of one area; handlers authenticate with
 from __future__ import annotations
 
 from client_api import account, login, media, profile, register, versions
+from client_api import presence, receipts, starter, typing
+from client_api import filters, messages, sync
+from client_api import account_data, directory, membership, rooms
 from homeserver.accounts.auth import Requester, require_user
 from homeserver.homeserver import HomeServer
 from homeserver.http.router import Router
@@ -18,5 +21,11 @@ __all__ = ["Requester", "build_router", "require_user"]
 def build_router(hs: HomeServer) -> Router:
     router = Router()
     for module in (versions, register, login, account, profile, media):
+        module.add_routes(router, hs)
+    for module in (typing, receipts, presence, starter):
+        module.add_routes(router, hs)
+    for module in (messages, filters, sync):
+        module.add_routes(router, hs)
+    for module in (rooms, membership, directory, account_data):
         module.add_routes(router, hs)
     return router

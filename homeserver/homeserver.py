@@ -15,6 +15,7 @@ from pathlib import Path
 
 import trio
 
+from homeserver.account_data import AccountDataService
 from homeserver.accounts.auth import AuthService
 from homeserver.accounts.devices import DeviceService
 from homeserver.accounts.interactive_auth import InteractiveAuth
@@ -24,11 +25,26 @@ from homeserver.accounts.profiles import ProfileService
 from homeserver.accounts.registration import RegistrationService
 from homeserver.accounts.tokens import new_secret
 from homeserver.config import Config
+from homeserver.events.creation import EventCreationService
+from homeserver.keys import ServerKeys, load_or_generate_server_keys
+from homeserver.notifier import Notifier
+from homeserver.presence import PresenceService
+from homeserver.receipts import ReceiptService
 from homeserver.media.service import MediaService
 from homeserver.media.store import LocalDiskStore
 from homeserver.ratelimit import RateLimits
+from homeserver.rooms.creation import RoomCreationService
+from homeserver.rooms.directory import DirectoryService
+from homeserver.rooms.membership import MembershipService
+from homeserver.rooms.state import RoomStateService
+from homeserver.rooms.user_directory import UserDirectoryService
 from homeserver.storage.database import Database
+from homeserver.storage.events import EventStore, StoredEvent
 from homeserver.storage.migrate import upgrade_engine
+from homeserver.sync.service import SyncService
+from homeserver.sync.sources import SyncSources
+from homeserver.timeline.service import MessageService
+from homeserver.typing import TypingService
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +88,15 @@ def load_or_create_secret(path: Path) -> bytes:
 
 
 class HomeServer:
-    def __init__(self, config: Config, database: Database, jwt_secret: bytes) -> None:
+    def __init__(
+        self,
+        config: Config,
+        database: Database,
+        jwt_secret: bytes,
+        server_keys: ServerKeys,
+        *,
+        stream_position: int = 0,
+    ) -> None:
         self.config = config
         self.server_name = config.server_name
         self.database = database
@@ -105,6 +129,81 @@ class HomeServer:
             server_name=config.server_name,
             clock=now,
         )
+        self.server_keys = server_keys
+        # Streams and wake-ups: every service that stores a change notifies here.
+        self.notifier = Notifier()
+        self.notifier.set_position("events", stream_position)
+        # Account data (homeserver/account_data.py): its own stream, read by /sync.
+        self.account_data = AccountDataService(database, self.notifier)
+        self.event_store = EventStore(database)
+        self.events = EventCreationService(
+            self.event_store,
+            server_name=config.server_name,
+            signing_key=server_keys.current.signing_key,
+            key_id=server_keys.current.key_id,
+            on_new_event=self._on_new_event,
+        )
+        # Rooms: creation, membership, state, aliases and directories (homeserver/rooms/).
+        self.directory = DirectoryService(database, self.event_store, config.server_name)
+        self.rooms = RoomCreationService(
+            database,
+            self.events,
+            self.profiles,
+            self.directory,
+            self.account_data,
+            config.server_name,
+        )
+        self.membership = MembershipService(
+            database, self.event_store, self.events, self.account_data, config.server_name
+        )
+        self.room_state = RoomStateService(
+            self.event_store, self.events, self.directory, config.server_name
+        )
+        self.user_directory = UserDirectoryService(database, self.event_store, self.directory)
+        self.profiles.add_change_hook(self.membership.on_profile_change)
+        # Typing, receipts, presence (homeserver/typing.py, receipts.py, presence.py).
+        # typing.run and presence.run belong in the composition root's nursery.
+        self.presence = PresenceService(database, self.notifier, config.presence, self.clock.time)
+        self.typing = TypingService(self.notifier, self._is_joined, self.clock.time)
+        self.events.add_new_event_hook(self.typing.on_new_event)
+        self.receipts = ReceiptService(
+            database,
+            self.event_store,
+            self.notifier,
+            self._is_joined,
+            self.clock.time,
+            account_data=self.account_data,
+            on_active=self.presence.bump_active,
+        )
+        # Sending, history and /sync (homeserver/timeline/, homeserver/sync/).
+        self.messages = MessageService(
+            database, self.event_store, self.events, self.notifier, self._now_ms
+        )
+        self.sync = SyncService(
+            database,
+            self.event_store,
+            self.notifier,
+            self.messages.client_events,
+            SyncSources(
+                typing=self.typing,
+                receipts=self.receipts,
+                presence=self.presence,
+                account_data=getattr(self, "account_data", None),
+            ),
+        )
+
+    def _now_ms(self) -> int:
+        return int(self.clock.time() * 1000)
+
+    async def _is_joined(self, user_id: str, room_id: str) -> bool:
+        members = await self.event_store.get_members(room_id, "join")
+        return user_id in members
+
+    def _on_new_event(self, event: StoredEvent) -> None:
+        # Members of the room wake; so does the target of a membership change
+        # (an invited user is not yet in the room's member list).
+        users = [event.state_key] if event.type == "m.room.member" and event.state_key else []
+        self.notifier.notify("events", event.stream_ordering, rooms=[event.room_id], users=users)
 
     @classmethod
     async def open(cls, config: Config) -> HomeServer:
@@ -112,6 +211,7 @@ class HomeServer:
         data_dir = Path(config.data_dir)
         await trio.to_thread.run_sync(lambda: data_dir.mkdir(parents=True, exist_ok=True))
         secret = await trio.to_thread.run_sync(load_or_create_secret, data_dir / JWT_SECRET_FILE)
+        server_keys = await trio.to_thread.run_sync(load_or_generate_server_keys, data_dir)
         database = Database(config.effective_database_url)
         try:
             await database.run_sync(upgrade_engine)
@@ -119,7 +219,12 @@ class HomeServer:
             await database.aclose()
             raise
         log.info("homeserver %s open (database: %s)", config.server_name, database.dialect)
-        return cls(config, database, secret)
+        position = await EventStore(database).get_stream_position()
+        hs = cls(config, database, secret, server_keys, stream_position=position)
+        await hs.receipts.load_stream_position()
+        await hs.account_data.load_stream_position()
+        await hs.presence.load_stream_position()
+        return hs
 
     async def aclose(self) -> None:
         await self.database.aclose()
