@@ -330,3 +330,24 @@ async def test_expect_100_continue_is_answered_only_after_authentication(
     assert reply.startswith(b"HTTP/1.1 200 ")
     assert b"mxc://test.example/" in reply
     await stream.aclose()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/_matrix/media/v3/upload"),
+        ("POST", "/_matrix/media/v1/create"),
+        ("PUT", "/_matrix/media/v3/upload/test.example/abc"),
+        ("GET", "/_matrix/client/v1/media/config"),
+        ("GET", "/_matrix/client/v1/media/download/test.example/abc"),
+        ("GET", "/_matrix/client/v1/media/download/test.example/abc/name.txt"),
+        ("GET", "/_matrix/client/v1/media/thumbnail/test.example/abc?width=1&height=1"),
+        ("GET", "/_matrix/client/v1/media/preview_url?url=http://example.org/"),
+    ],
+)
+async def test_every_authenticated_endpoint_refuses_anonymous_callers(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    r = await client.request(method, path, content=b"x" if method != "GET" else None)
+    assert r.status_code == 401
+    assert r.json()["errcode"] == "M_MISSING_TOKEN"
