@@ -410,3 +410,12 @@ def test_non_string_sender_or_type_is_an_auth_error(version: RoomVersion) -> Non
 def test_create_room_id_without_domain_is_rejected(version: RoomVersion, room_id: Any) -> None:
     with pytest.raises(AuthError, match=r"^1\.2:"):
         check_create(version, create_event(version, room_id=room_id, sender="@alice"))
+
+
+def test_v12_check_against_auth_events_needs_the_create_event() -> None:
+    room = public_room(V12)
+    event = room.event("m.room.message", BOB, {"body": "hi"})
+    auth_events = listed_auth_events(room, event)
+    check_auth_against_auth_events(V12, event, auth_events, create_event=room.create)
+    with pytest.raises(AuthError, match=r"^2:"):
+        check_auth_against_auth_events(V12, event, auth_events)

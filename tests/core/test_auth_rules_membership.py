@@ -457,3 +457,11 @@ def test_fields_the_rules_never_read_are_not_validated(version: RoomVersion) -> 
     }
     room.check(room.member(CAROL, "join", **weird))
     room.check(room.event("m.room.message", BOB, {"body": None, "msgtype": 3, "m.mentions": "x"}))
+
+
+@versions
+def test_third_party_invite_does_not_need_a_joined_sender(version: RoomVersion) -> None:
+    """Rule 4.4.1 allows before rule 4.4.2 is reached: the signed block is the authority."""
+    room = third_party_room(version)
+    room.send(room.member(ALICE, "leave"))
+    room.check(third_party_member(room, ALICE, CAROL, {"signed": signed_block(CAROL)}))
