@@ -61,6 +61,11 @@ class ConnectionOwner(Protocol):
 
     def count_request(self) -> None: ...
 
+    @property
+    def date_line(self) -> bytes:
+        """``Date: ...\\r\\n`` for the current second (RFC 9110 §6.6.1)."""
+        ...
+
 
 class _CloseConnection(Exception):
     """Abort the connection without a response (the response already started)."""
@@ -396,6 +401,7 @@ class HttpConnection:
                 content_length=len(body) if writer.declares_length(status) else None,
                 chunked=False,
                 close=close,
+                date_line=self._owner.date_line,
             )
         except writer.InvalidResponse:
             log.exception("Handler produced an invalid response (request id %s)", request_id)
@@ -425,6 +431,7 @@ class HttpConnection:
                 content_length=length if writer.declares_length(status) else None,
                 chunked=chunked,
                 close=close,
+                date_line=self._owner.date_line,
             )
             await self._stream.send_all(head)
             if not writer.has_body(method, status):

@@ -12,11 +12,13 @@ from __future__ import annotations
 import errno
 import logging
 import ssl
+import time
 
 import attrs
 import trio
 
 from homeserver.config import HttpConfig
+from homeserver.http import writer
 from homeserver.http.connection import HttpConnection
 from homeserver.http.router import Router
 from homeserver.http.wire import format_peer
@@ -56,6 +58,8 @@ class HttpServer:
         self._accept_scope: trio.CancelScope | None = None
         self._not_accepting = trio.Event()
         self.port: int | None = None
+        # Refreshed by the reaper's tick: formatting a date per request is waste.
+        self._date_line = writer.date_line(time.time())
 
     # -- what connections see (ConnectionOwner) ----------------------------
 
@@ -73,6 +77,10 @@ class HttpServer:
 
     def count_request(self) -> None:
         self._requests += 1
+
+    @property
+    def date_line(self) -> bytes:
+        return self._date_line
 
     # -- lifetime -----------------------------------------------------------
 
@@ -124,6 +132,7 @@ class HttpServer:
         tick = min(1.0, max(0.01, shortest / 4))
         while True:
             await trio.sleep(tick)
+            self._date_line = writer.date_line(time.time())
             now = trio.current_time()
             for connection in self._connections:
                 if connection.deadline <= now:

@@ -13,6 +13,7 @@ header a handler supplies is checked for line breaks.
 from __future__ import annotations
 
 import re
+from email.utils import formatdate
 from http import HTTPStatus
 
 from homeserver.http.wire import CORS_HEADERS
@@ -77,6 +78,7 @@ def render_head(
     content_length: int | None,
     chunked: bool,
     close: bool,
+    date_line: bytes = b"",
 ) -> bytes:
     """The status line and header block, ending in the blank line."""
     parts = [status_line(status)]
@@ -88,6 +90,7 @@ def render_head(
             raise InvalidResponse(f"illegal value for header {name!r}")
         parts.append(encoded + value.encode("utf-8") + b"\r\n")
     parts.append(FIXED_HEADERS)
+    parts.append(date_line)
     parts.append(b"X-Request-Id: " + request_id.encode("ascii") + b"\r\n")
     if content_length is not None:
         parts.append(b"Content-Length: %d\r\n" % content_length)
@@ -97,6 +100,11 @@ def render_head(
         parts.append(b"Connection: close\r\n")
     parts.append(b"\r\n")
     return b"".join(parts)
+
+
+def date_line(unix_time: float) -> bytes:
+    """The Date header for ``unix_time``, in the IMF-fixdate form (RFC 9110 §5.6.7)."""
+    return b"Date: " + formatdate(unix_time, usegmt=True).encode("ascii") + b"\r\n"
 
 
 def chunk(data: bytes) -> bytes:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
@@ -20,6 +22,8 @@ async def test_versions_ok_with_standard_headers(running: Running) -> None:
     assert response.headers["content-length"] == str(len(response.content))
     assert response.headers["access-control-allow-origin"] == "*"
     assert response.headers["x-request-id"]
+    sent_at = parsedate_to_datetime(response.headers["date"])
+    assert abs((datetime.now(UTC) - sent_at).total_seconds()) < 600
 
 
 async def test_unknown_path_is_404_unrecognized(running: Running) -> None:
