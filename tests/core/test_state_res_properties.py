@@ -91,3 +91,42 @@ def test_resolving_a_state_with_itself_changes_nothing(
     event_map = {p["event_id"]: p for p in pdus}
     state = state_sets[0]
     assert resolve_state(version, [state, dict(state)], event_map) == state
+
+
+garbage = st.one_of(
+    st.none(),
+    st.integers(),
+    st.text(max_size=4),
+    st.lists(st.one_of(st.text(max_size=4), st.lists(st.integers(), max_size=1)), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=resolutions(), data=st.data())
+def test_malformed_events_never_break_resolution(
+    case: tuple[str, list[dict[tuple[str, str], str]]], data: st.DataObject
+) -> None:
+    """Forged events in the auth graph are resolved around, never crash the resolver."""
+    room, state_sets = case
+    pdus = PDUS[room]
+    version = get_room_version(pdus[0]["content"]["room_version"])
+    assert version is not None
+    event_map = {p["event_id"]: dict(p) for p in pdus}
+    for event_id in data.draw(st.lists(st.sampled_from(sorted(event_map)), max_size=4)):
+        field = data.draw(
+            st.sampled_from(
+                [
+                    "type",
+                    "sender",
+                    "state_key",
+                    "content",
+                    "auth_events",
+                    "origin_server_ts",
+                    "room_id",
+                ]
+            )
+        )
+        event_map[event_id][field] = data.draw(garbage)
+    resolved = resolve_state(version, state_sets, event_map)
+    assert all(isinstance(v, str) for v in resolved.values())
