@@ -258,4 +258,3 @@ async def test_profile_lookups_that_fail(
     client: httpx.AsyncClient, user_id: str, status: int, errcode: str
 ) -> None:
     assert_error(await client.get(f"{V3}/profile/{user_id}"), status, errcode)
-
