@@ -14,6 +14,8 @@ The algorithm, in the spec's order:
 3. ``shared`` and the user joined at any point after the event: allow.
 4. ``invited`` and the user's membership at the event was ``invite``: allow.
 5. Otherwise deny.
+
+Before all of these, a user's own membership events are visible to them.
 """
 
 from __future__ import annotations
@@ -40,8 +42,17 @@ def history_visibility_of(content: Mapping[str, Any] | None) -> str:
 
 
 def is_event_visible(
-    visibility: str, membership_at_event: str | None, *, joined_after: bool
+    visibility: str,
+    membership_at_event: str | None,
+    *,
+    joined_after: bool,
+    own_membership_event: bool = False,
 ) -> bool:
+    # A user always sees changes to their own membership, or a room they leave
+    # (or an invite they reject) would never disappear from their client (Synapse
+    # makes the same exception).
+    if own_membership_event:
+        return True
     if visibility == "world_readable":
         return True
     if membership_at_event == "join":

@@ -112,7 +112,8 @@ class ClientEvents:
             state = states.get(group, {}) if group is not None else {}
             hv_event = found.get(state.get(_HISTORY_KEY, ""))
             visibility = history_visibility_of(hv_event.pdu.get("content") if hv_event else None)
-            if event.type == "m.room.member" and event.state_key == user_id:
+            own = event.type == "m.room.member" and event.state_key == user_id
+            if own:
                 membership = event.pdu.get("content", {}).get("membership")
             else:
                 member = found.get(state.get(("m.room.member", user_id), ""))
@@ -122,6 +123,7 @@ class ClientEvents:
                 visibility,
                 membership if isinstance(membership, str) else None,
                 joined_after=joined_after,
+                own_membership_event=own,
             ):
                 visible.append(event)
         return visible

@@ -37,6 +37,11 @@ def test_joined_needs_join(membership: str | None) -> None:
     assert not is_event_visible("joined", membership, joined_after=True)
 
 
+@pytest.mark.parametrize("membership", ["invite", "leave", "ban", "join"])
+def test_own_membership_events_always_visible(membership: str) -> None:
+    assert is_event_visible("joined", membership, joined_after=False, own_membership_event=True)
+
+
 def test_visibility_content() -> None:
     assert history_visibility_of(None) == "shared"
     assert history_visibility_of({}) == "shared"
