@@ -112,8 +112,8 @@ class ClientEvents:
             state = states.get(group, {}) if group is not None else {}
             hv_event = found.get(state.get(_HISTORY_KEY, ""))
             visibility = history_visibility_of(hv_event.pdu.get("content") if hv_event else None)
-            own = event.type == "m.room.member" and event.state_key == user_id
-            if own:
+            is_own = event.type == "m.room.member" and event.state_key == user_id
+            if is_own:
                 membership = event.pdu.get("content", {}).get("membership")
             else:
                 member = found.get(state.get(("m.room.member", user_id), ""))
@@ -123,7 +123,7 @@ class ClientEvents:
                 visibility,
                 membership if isinstance(membership, str) else None,
                 joined_after=joined_after,
-                own_membership_event=own,
+                own_membership_event=is_own,
             ):
                 visible.append(event)
         return visible
@@ -150,7 +150,7 @@ class ClientEvents:
         txn_ids: dict[str, str] = {}
         if user_id is not None and device_id is not None:
             own = [e.event_id for e in events if e.sender == user_id]
-            if own:
+            if is_own:
                 txn_ids = await self.database.read(
                     lambda conn: read_txn_ids_for_device(conn, user_id, device_id, own)
                 )
