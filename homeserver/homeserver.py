@@ -27,12 +27,12 @@ from homeserver.accounts.tokens import new_secret
 from homeserver.config import Config
 from homeserver.events.creation import EventCreationService
 from homeserver.keys import ServerKeys, load_or_generate_server_keys
-from homeserver.notifier import Notifier
-from homeserver.presence import PresenceService
-from homeserver.receipts import ReceiptService
 from homeserver.media.service import MediaService
 from homeserver.media.store import LocalDiskStore
+from homeserver.notifier import Notifier
+from homeserver.presence import PresenceService
 from homeserver.ratelimit import RateLimits
+from homeserver.receipts import ReceiptService
 from homeserver.rooms.creation import RoomCreationService
 from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.membership import MembershipService
@@ -224,6 +224,9 @@ class HomeServer:
         await hs.receipts.load_stream_position()
         await hs.account_data.load_stream_position()
         await hs.presence.load_stream_position()
+        # The dummy hash that equalizes failed-login timing, made now rather than
+        # during the first login (which would then take two hashes).
+        await hs.passwords.prepare()
         return hs
 
     async def aclose(self) -> None:

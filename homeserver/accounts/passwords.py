@@ -27,13 +27,17 @@ class PasswordHasher:
         self._dummy: str | None = None
         self._limiter = trio.CapacityLimiter(max(1, parallelism))
 
+    async def prepare(self) -> None:
+        if self._dummy is None:
+            self._dummy = await self.hash("not a password: a timing equalizer")
+
     async def hash(self, password: str) -> str:
         return await trio.to_thread.run_sync(self._hasher.hash, password, limiter=self._limiter)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         """Whether ``password`` matches; ``password_hash`` None verifies against the dummy."""
-        if self._dummy is None:
-            self._dummy = await self.hash("not a password: a timing equalizer")
+        await self.prepare()
+        assert self._dummy is not None
         target = password_hash if password_hash is not None else self._dummy
         ok = await trio.to_thread.run_sync(
             self._verify_sync, target, password, limiter=self._limiter
