@@ -69,6 +69,10 @@ access_token_lifetime_s = 300
 refresh_token_lifetime_s = 2592000
 # Seconds a session check may be cached. 0: logout revokes at once.
 session_cache_s = 0.0
+# argon2id cost of password hashes (argon2-cffi's defaults; raise them on big machines).
+argon2_time_cost = 3
+argon2_memory_cost_kib = 65536
+argon2_parallelism = 4
 
 [rate_limits]
 # false turns every rate limit off (benchmarks on loopback only!).
