@@ -65,9 +65,7 @@ class User:
         return {(e["type"], e["state_key"]): e for e in response.json()}
 
     async def membership(self, room_id: str, user_id: str) -> str | None:
-        response = await self.get(
-            f"/rooms/{quote(room_id)}/state/m.room.member/{quote(user_id)}"
-        )
+        response = await self.get(f"/rooms/{quote(room_id)}/state/m.room.member/{quote(user_id)}")
         if response.status_code == 404:
             return None
         assert response.status_code == 200, response.text
