@@ -150,7 +150,7 @@ class ClientEvents:
         txn_ids: dict[str, str] = {}
         if user_id is not None and device_id is not None:
             own = [e.event_id for e in events if e.sender == user_id]
-            if is_own:
+            if own:
                 txn_ids = await self.database.read(
                     lambda conn: read_txn_ids_for_device(conn, user_id, device_id, own)
                 )
