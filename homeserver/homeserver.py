@@ -229,5 +229,18 @@ class HomeServer:
         await hs.passwords.prepare()
         return hs
 
+    async def run_services(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the services' background tasks (typing expiry, presence timeouts) until cancelled.
+
+        The composition root and the test server start this next to the listeners,
+        so every background task has an owner and ends with the server.
+        """
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.typing.run)
+            await nursery.start(self.presence.run)
+            task_status.started()
+
     async def aclose(self) -> None:
         await self.database.aclose()

@@ -107,6 +107,7 @@ async def server(
     hs = await HomeServer.open(config)
     try:
         async with trio.open_nursery() as nursery:
+            await nursery.start(hs.run_services)
             port = await nursery.start(
                 partial(serve_http, build_router(hs), host="127.0.0.1", port=0, config=config.http)
             )

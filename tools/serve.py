@@ -55,10 +55,22 @@ async def run_homeserver(
                 HttpServer(router, host=host, port=port, config=config.http, ssl_context=context)
             )
         async with trio.open_nursery() as nursery:
+            services = trio.CancelScope()
+
+            async def run_services(*, task_status: trio.TaskStatus[None]) -> None:
+                with services:
+                    await hs.run_services(task_status=task_status)
+
+            await nursery.start(run_services)
             ports = [await nursery.start(server.run) for server in servers]
             task_status.started(
                 RunningHomeServer(hs, ports[0], ports[1] if len(ports) > 1 else None, servers)
             )
+            # Background services stop once every listener has drained.
+            for server in servers:
+                await server.wait_not_accepting()
+            await _wait_drained(servers)
+            services.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await hs.aclose()
@@ -97,3 +109,8 @@ async def main_serve(config: Config) -> None:
                 else:
                     log.warning("second signal: stopping now")
                     nursery.cancel_scope.cancel()
+
+
+async def _wait_drained(servers: list[HttpServer]) -> None:
+    while any(server.statistics().connections for server in servers):
+        await trio.sleep(0.05)
