@@ -14,7 +14,7 @@ the services that own them write with ``server_managed=True``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -132,10 +132,7 @@ class AccountDataService:
         if data_type in SERVER_MANAGED_TYPES and not server_managed:
             raise MatrixError(405, "M_BAD_JSON", f"Cannot set {data_type} through this API.")
         validate_content(data_type, content)
-        # Not canonical JSON: account data is no event, and tag ``order`` is a float.
-        size = len(json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode())
-        if size > MAX_CONTENT_BYTES:
-            raise MatrixError(413, "M_TOO_LARGE", "Account data content is too large")
+        _check_size(content)
         position = await self.database.run(
             lambda conn: store.put(conn, user_id, room_id, data_type, content)
         )
@@ -176,42 +173,89 @@ class AccountDataService:
 
     # -- helpers built on top -----------------------------------------------------------
 
+    async def _modify(
+        self,
+        user_id: str,
+        room_id: str,
+        data_type: str,
+        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+    ) -> None:
+        """Apply ``change`` to one document atomically (read-modify-write in one transaction)."""
+
+        def checked(old: dict[str, Any] | None) -> dict[str, Any] | None:
+            new = change(old)
+            if new is not None:
+                validate_content(data_type, new)
+                _check_size(new)
+            return new
+
+        position = await self.database.run(
+            lambda conn: store.modify(conn, user_id, room_id, data_type, checked)
+        )
+        if position is not None:
+            self.notifier.notify("account_data", position, users=[user_id])
+
     async def get_tags(self, user_id: str, room_id: str) -> dict[str, Any]:
-        content = await self.get_room(user_id, room_id, "m.tag") or {}
-        tags = content.get("tags")
-        return dict(tags) if isinstance(tags, dict) else {}
+        return _tags_of(await self.get_room(user_id, room_id, "m.tag"))
 
     async def set_tag(self, user_id: str, room_id: str, tag: str, info: dict[str, Any]) -> None:
+        check_room_id(room_id)
         if not tag or len(tag.encode()) > MAX_TAG_BYTES:
             raise invalid_param("Tag names must be 1 to 255 bytes")
         order = info.get("order")
         if order is not None and (isinstance(order, bool) or not isinstance(order, (int, float))):
             raise bad_json("'order' must be a number")
-        tags = await self.get_tags(user_id, room_id)
-        tags[tag] = info
-        if len(tags) > MAX_TAGS_PER_ROOM:
-            raise invalid_param(f"At most {MAX_TAGS_PER_ROOM} tags per room")
-        await self.put_room(user_id, room_id, "m.tag", {"tags": tags})
+
+        def change(old: dict[str, Any] | None) -> dict[str, Any]:
+            tags = _tags_of(old)
+            tags[tag] = info
+            if len(tags) > MAX_TAGS_PER_ROOM:
+                raise invalid_param(f"At most {MAX_TAGS_PER_ROOM} tags per room")
+            return {**(old or {}), "tags": tags}
+
+        await self._modify(user_id, room_id, "m.tag", change)
 
     async def remove_tag(self, user_id: str, room_id: str, tag: str) -> None:
-        tags = await self.get_tags(user_id, room_id)
-        if tags.pop(tag, None) is not None:
-            await self.put_room(user_id, room_id, "m.tag", {"tags": tags})
+        check_room_id(room_id)
+
+        def change(old: dict[str, Any] | None) -> dict[str, Any] | None:
+            tags = _tags_of(old)
+            if tags.pop(tag, None) is None:
+                return None
+            return {**(old or {}), "tags": tags}
+
+        await self._modify(user_id, room_id, "m.tag", change)
 
     async def add_direct_room(self, user_id: str, other_user: str, room_id: str) -> None:
         """Record ``room_id`` as a DM with ``other_user`` in ``user_id``'s ``m.direct``."""
-        direct = await self.get_global(user_id, "m.direct") or {}
-        rooms = direct.get(other_user)
-        rooms = list(rooms) if isinstance(rooms, list) else []
-        if room_id in rooms:
-            return
-        direct[other_user] = [*rooms, room_id]
-        await self.put_global(user_id, "m.direct", direct)
+
+        def change(old: dict[str, Any] | None) -> dict[str, Any] | None:
+            direct = dict(old or {})
+            rooms = direct.get(other_user)
+            rooms = list(rooms) if isinstance(rooms, list) else []
+            if room_id in rooms:
+                return None
+            direct[other_user] = [*rooms, room_id]
+            return direct
+
+        await self._modify(user_id, GLOBAL, "m.direct", change)
 
     async def ignored_users(self, user_id: str) -> set[str]:
         content = await self.get_global(user_id, "m.ignored_user_list") or {}
         ignored = content.get("ignored_users")
         return set(ignored) if isinstance(ignored, dict) else set()
+
+
+def _check_size(content: dict[str, Any]) -> None:
+    # Not canonical JSON: account data is no event, and tag ``order`` is a float.
+    size = len(json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > MAX_CONTENT_BYTES:
+        raise MatrixError(413, "M_TOO_LARGE", "Account data content is too large")
+
+
+def _tags_of(content: dict[str, Any] | None) -> dict[str, Any]:
+    tags = (content or {}).get("tags")
+    return dict(tags) if isinstance(tags, dict) else {}
 
 
 def require_owner(requester_id: str, user_id: str) -> None:

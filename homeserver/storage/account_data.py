@@ -11,6 +11,7 @@ sync sends whole documents, never deltas.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -76,6 +77,18 @@ def put(
 ) -> int:
     """Store (replace) one document; returns its new stream position."""
     position = allocate_position(conn)
+    _write(conn, user_id, room_id, data_type, content, position)
+    return position
+
+
+def _write(
+    conn: Connection,
+    user_id: str,
+    room_id: str,
+    data_type: str,
+    content: dict[str, Any],
+    position: int,
+) -> None:
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     encoded = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
     stmt = insert(account_data).values(
@@ -87,7 +100,6 @@ def put(
             set_={"content": encoded, "stream_id": position},
         )
     )
-    return position
 
 
 def get(conn: Connection, user_id: str, room_id: str, data_type: str) -> dict[str, Any] | None:
@@ -126,3 +138,25 @@ def changed_since(
     if to_pos is not None:
         query = query.where(account_data.c.stream_id <= to_pos)
     return _rows(conn, query)
+
+
+def modify(
+    conn: Connection,
+    user_id: str,
+    room_id: str,
+    data_type: str,
+    change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+) -> int | None:
+    """Read, change and write one document in this transaction; None if ``change`` returns None.
+
+    The stream counter is locked *first*, as :func:`put` does, so every account data
+    write takes its locks in the same order (no deadlock) and two concurrent edits of
+    ``m.direct`` or ``m.tag`` cannot lose each other's change, even when the row does
+    not exist yet. A position taken for no change is a harmless gap in the stream.
+    """
+    position = allocate_position(conn)
+    new = change(get(conn, user_id, room_id, data_type))
+    if new is None:
+        return None
+    _write(conn, user_id, room_id, data_type, new, position)
+    return position

@@ -162,3 +162,24 @@ async def test_position_survives_restart(
         assert reopened.notifier.current_token().account_data == position
     finally:
         await reopened.aclose()
+
+
+async def test_concurrent_tag_and_direct_edits_keep_every_change(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    import trio
+
+    alice = await make_user(client, register_user, "alice")
+    room_id = await alice.create_room()
+    base = f"/user/{quote(alice.user_id)}/rooms/{quote(room_id)}"
+    service = server.hs.account_data
+    async with trio.open_nursery() as nursery:
+        for i in range(8):
+            nursery.start_soon(alice.put, f"{base}/tags/u.t{i}", {})
+            nursery.start_soon(
+                service.add_direct_room, alice.user_id, f"@u{i}:test.example", room_id
+            )
+    tags = (await alice.get(f"{base}/tags")).json()["tags"]
+    assert sorted(tags) == sorted(f"u.t{i}" for i in range(8))
+    direct = await service.get_global(alice.user_id, "m.direct")
+    assert direct is not None and len(direct) == 8
