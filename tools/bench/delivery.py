@@ -1,0 +1,114 @@
+"""Delivery latency: K receivers hold /sync; how long until each has a message just sent.
+
+One sender and K receivers share a public room. Every receiver long-polls
+``/sync`` with its previous ``next_batch``; the sender sends M messages, one at
+a time with a short gap, noting when each send started. A receiver records
+when each message arrives, so one sample is "send started -> this receiver
+has it", through the whole path (HTTP, persist, notifier, wake, read, encode).
+Standard Client-Server API only, loopback only, bounded in count and time.
+
+    python -m tools.bench.delivery --base-url http://127.0.0.1:8008 --receivers 20 --messages 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import trio
+
+from tools.bench.matrix_client import User, open_client, register, summary_ms
+
+MAX_RECEIVERS = 500
+MAX_MESSAGES = 5000
+MAX_DURATION = 600.0
+
+
+async def _receive(
+    user: User, room_id: str, since: str, arrivals: dict[str, float], expected: int
+) -> None:
+    while len(arrivals) < expected:
+        body = await user.sync(since, 30_000)
+        now = trio.current_time()
+        room = body["rooms"]["join"].get(room_id)
+        if room is not None:
+            for event in room["timeline"]["events"]:
+                text = event.get("content", {}).get("body", "")
+                if event["type"] == "m.room.message" and text.startswith("bench "):
+                    arrivals.setdefault(text, now)
+        since = body["next_batch"]
+
+
+async def run(
+    base_url: str,
+    *,
+    receivers: int = 20,
+    messages: int = 50,
+    gap: float = 0.02,
+    max_duration: float = 120.0,
+) -> dict[str, Any]:
+    if not 1 <= receivers <= MAX_RECEIVERS or not 1 <= messages <= MAX_MESSAGES:
+        raise ValueError(f"receivers in 1..{MAX_RECEIVERS}, messages in 1..{MAX_MESSAGES}")
+    async with open_client(base_url, receivers + 8) as client:
+        sender = await register(client, "bsender")
+        room_id = await sender.create_room()
+        users = [await register(client, "brecv") for _ in range(receivers)]
+        for user in users:
+            await user.join(room_id)
+        starts = [(await user.sync(None, 0))["next_batch"] for user in users]
+        sent_at: dict[str, float] = {}
+        arrivals: list[dict[str, float]] = [{} for _ in users]
+        with trio.move_on_after(min(max_duration, MAX_DURATION)) as scope:
+            async with trio.open_nursery() as nursery:
+                for user, since, got in zip(users, starts, arrivals, strict=True):
+                    nursery.start_soon(_receive, user, room_id, since, got, messages)
+                await trio.sleep(0.2)  # let the receivers start waiting
+                for n in range(messages):
+                    text = f"bench {n}"
+                    sent_at[text] = trio.current_time()
+                    await sender.send(room_id, text)
+                    await trio.sleep(gap)
+        samples = [got[t] - sent_at[t] for got in arrivals for t in got if t in sent_at]
+        delivered = sum(len(got) for got in arrivals)
+    return {
+        "benchmark": "delivery",
+        "receivers": receivers,
+        "messages": messages,
+        "delivered": delivered,
+        "expected": receivers * messages,
+        "timed_out": scope.cancelled_caught,
+        "latency": summary_ms(samples),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.bench.delivery", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--base-url", default="http://127.0.0.1:8008")
+    parser.add_argument("--receivers", type=int, default=20)
+    parser.add_argument("--messages", type=int, default=50)
+    parser.add_argument("--gap", type=float, default=0.02, help="seconds between sends")
+    parser.add_argument("--max-duration", type=float, default=120.0)
+    args = parser.parse_args(argv)
+    try:
+        result = trio.run(
+            lambda: run(
+                args.base_url,
+                receivers=args.receivers,
+                messages=args.messages,
+                gap=args.gap,
+                max_duration=args.max_duration,
+            )
+        )
+    except (ValueError, RuntimeError) as exc:
+        print(f"delivery: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
