@@ -21,6 +21,8 @@ from typing import Any
 
 from homeserver.account_data import AccountDataService
 from homeserver.core.identifiers import parse_user_id
+from homeserver.core.power_levels import power_levels_from_state
+from homeserver.core.room_versions import get_room_version
 from homeserver.errors import MatrixError, forbidden, invalid_param, not_found
 from homeserver.events.creation import EventCreationService
 from homeserver.notifier import StreamToken
@@ -65,6 +67,10 @@ class MembershipService:
             old = current.pdu.get("content", {})
             if all(old.get(k) == content.get(k) for k in ("displayname", "avatar_url")):
                 return room_id  # already joined with this profile: nothing to change
+        if membership_of(current) not in ("join", "invite"):
+            authoriser = await self._restricted_join_authoriser(user_id, room_id)
+            if authoriser is not None:
+                content["join_authorised_via_users_server"] = authoriser
         await self._send(room_id, user_id, user_id, content)
         await self.database.run(lambda conn: rooms_db.unforget_room(conn, user_id, room_id))
         if membership_of(current) == "invite" and current is not None:
@@ -222,6 +228,55 @@ class MembershipService:
         user = await self.database.read(lambda conn: accounts_db.get_user(conn, user_id))
         if user is None:
             raise not_found(f"Unknown user {user_id}")
+
+    async def _restricted_join_authoriser(self, user_id: str, room_id: str) -> str | None:
+        """For a restricted room the user may enter, a local member who may invite.
+
+        Spec "Restricted rooms": the resident server checks the ``allow`` conditions
+        (membership of one of the listed rooms) and names one of its users with
+        invite power in ``join_authorised_via_users_server``; the auth rules then
+        check that user. None when the room is not restricted or no condition holds
+        (the auth rules refuse the join with 403).
+        """
+        state = await self.event_store.get_current_state(room_id)
+        rules = state.get(("m.room.join_rules", ""))
+        content = rules.pdu.get("content", {}) if rules is not None else {}
+        if content.get("join_rule") not in ("restricted", "knock_restricted"):
+            return None
+        allow = content.get("allow")
+        if not isinstance(allow, list):
+            return None
+        mine = await self.database.read(lambda conn: rooms_db.rooms_for_user(conn, user_id))
+        allowed = any(
+            isinstance(entry, dict)
+            and entry.get("type") == "m.room_membership"
+            and entry.get("room_id") in mine
+            for entry in allow
+        )
+        if not allowed:
+            return None
+        room = await self.event_store.get_room(room_id)
+        version = get_room_version(room.room_version) if room is not None else None
+        if version is None:
+            return None
+        create = state.get(("m.room.create", ""))
+        power = state.get(("m.room.power_levels", ""))
+        levels = power_levels_from_state(
+            version,
+            None if create is None else {**create.pdu, "event_id": create.event_id},
+            None if power is None else power.pdu,
+        )
+        candidates = sorted(
+            (levels.user_level(key[1]) >= levels.invite, key[1])
+            for key, event in state.items()
+            if key[0] == "m.room.member"
+            and membership_of(event) == "join"
+            and key[1].endswith(":" + self.server_name)
+        )
+        for may_invite, member in reversed(candidates):
+            if may_invite:
+                return member
+        return None
 
     async def _remember_direct(self, user_id: str, room_id: str, invite: StoredEvent) -> None:
         """Joining a DM invite records the room in the joiner's ``m.direct``."""

@@ -269,3 +269,47 @@ async def test_profile_change_updates_member_events(
         "display_name": "Alice L.",
         "avatar_url": "mxc://test.example/a",
     }
+
+
+async def test_restricted_join(client: httpx.AsyncClient, register_user: RegisterUser) -> None:
+    alice, bob, carol = await trio_users(client, register_user)
+    space = await alice.create_room(preset="public_chat", creation_content={"type": "m.space"})
+    room_id = await alice.create_room(
+        initial_state=[
+            {
+                "type": "m.room.join_rules",
+                "content": {
+                    "join_rule": "restricted",
+                    "allow": [{"type": "m.room_membership", "room_id": space}],
+                },
+            }
+        ]
+    )
+    # Carol is not in the space: refused, and nothing changes.
+    assert_error(await carol.join(room_id), 403, "M_FORBIDDEN")
+    assert await alice.membership(room_id, carol.user_id) is None
+    assert (await bob.join(space)).status_code == 200
+    response = await bob.join(room_id)
+    assert response.status_code == 200, response.text
+    content = (
+        await alice.get(f"/rooms/{quote(room_id)}/state/m.room.member/{quote(bob.user_id)}")
+    ).json()
+    assert content["membership"] == "join"
+    assert content["join_authorised_via_users_server"] == alice.user_id
+
+
+async def test_invite_state_names_the_inviter_pitfall_5(
+    client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    """matrix_brief 6 #5: stripped invite state must hold the invite event naming the inviter."""
+    alice, bob, _ = await trio_users(client, register_user)
+    room_id = await alice.create_room(name="Tea", invite=[bob.user_id], is_direct=True)
+    sync = (await bob.get("/sync", params={"timeout": "0"})).json()
+    events = sync["rooms"]["invite"][room_id]["invite_state"]["events"]
+    by_key = {(e["type"], e["state_key"]): e for e in events}
+    invite = by_key[("m.room.member", bob.user_id)]
+    assert invite["sender"] == alice.user_id
+    assert invite["content"]["membership"] == "invite"
+    assert invite["content"]["is_direct"] is True
+    assert by_key[("m.room.name", "")]["content"] == {"name": "Tea"}
+    assert ("m.room.create", "") in by_key and ("m.room.join_rules", "") in by_key
