@@ -25,10 +25,11 @@ import nacl.signing
 import trio
 
 from homeserver.core.auth_rules import AuthError, check_auth
+from homeserver.core.canonical_json import EventSizeError, check_event_size
 from homeserver.core.hashing import compute_event_id, compute_room_id
 from homeserver.core.room_versions import RoomVersion, get_room_version
 from homeserver.core.state_res import resolve_state
-from homeserver.errors import MatrixError, forbidden, not_found
+from homeserver.errors import MatrixError, forbidden, not_found, too_large
 from homeserver.events.builder import (
     build_pdu,
     finish_pdu,
@@ -149,9 +150,7 @@ class EventCreationService:
             depth=1,
             origin_server_ts=self._clock(),
         )
-        event_id, signed = finish_pdu(
-            pdu, version, self.server_name, self._signing_key, self._key_id
-        )
+        event_id, signed = self._finish(pdu, version)
         if room_id is None:
             room_id = compute_room_id(signed, version)
         _check(version, {**signed, "event_id": event_id}, {})
@@ -212,9 +211,7 @@ class EventCreationService:
                 origin_server_ts=self._clock(),
             )
             skeleton["auth_events"] = select_auth_events(version, skeleton, before.state)
-            event_id, signed = finish_pdu(
-                skeleton, version, self.server_name, self._signing_key, self._key_id
-            )
+            event_id, signed = self._finish(skeleton, version)
             await self._check_against_state(version, {**signed, "event_id": event_id}, before.state)
             state_after: Mapping[StateKey, str] = before.state
             if state_key is not None:
@@ -325,6 +322,21 @@ class EventCreationService:
         return result.event
 
     # -- helpers ----------------------------------------------------------------------
+
+    def _finish(self, pdu: dict[str, Any], version: RoomVersion) -> tuple[str, dict[str, Any]]:
+        """Hash, sign and name the PDU, refusing one over the size limits.
+
+        The limit counts the complete signed event (client-server API "Size
+        limits"), so it can only be checked here, after signing.
+        """
+        event_id, signed = finish_pdu(
+            pdu, version, self.server_name, self._signing_key, self._key_id
+        )
+        try:
+            check_event_size(signed)
+        except EventSizeError as exc:
+            raise too_large(str(exc)) from exc
+        return event_id, signed
 
     async def _require_events(self, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
         found = await self.store.get_events(event_ids)

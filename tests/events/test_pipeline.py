@@ -282,3 +282,21 @@ async def test_concurrent_sends_across_rooms_share_one_gapless_stream(
         topics = [e for e in chain if e.type == "m.room.topic"]
         current = await store.get_current_state_ids(room_id)
         assert current[("m.room.topic", "")] == topics[-1].event_id
+
+
+async def test_oversized_event_is_refused_and_not_stored(
+    service: EventCreationService, store: EventStore
+) -> None:
+    room_id, _ = await build_room(service, "11")
+    before = await table_counts(store)
+    with pytest.raises(MatrixError) as info:
+        await service.create_and_persist_event(
+            room_id, "m.room.message", ALICE, {"body": "x" * 65_000}
+        )
+    assert (info.value.status, info.value.errcode) == (413, "M_TOO_LARGE")
+    assert await table_counts(store) == before
+    # Just under the limit once hashes and signatures are counted: accepted.
+    event = await service.create_and_persist_event(
+        room_id, "m.room.message", ALICE, {"body": "x" * 64_000}
+    )
+    assert len(event.pdu["content"]["body"]) == 64_000
