@@ -110,7 +110,9 @@ def add_routes(router: Router, hs: HomeServer) -> None:
         if filter_ is not None:
             if not isinstance(filter_, dict):
                 raise bad_json("'filter' must be an object")
-            search_term = v.string(filter_, "generic_search_term", max_length=MAX_SEARCH_TERM_LENGTH)
+            search_term = v.string(
+                filter_, "generic_search_term", max_length=MAX_SEARCH_TERM_LENGTH
+            )
             types = filter_.get("room_types")
             if types is not None:
                 if not isinstance(types, list) or not all(

@@ -60,9 +60,7 @@ def _initial_state(body: dict[str, Any]) -> list[PlannedEvent]:
         if len(event_type.encode()) > MAX_TYPE_BYTES or len(state_key.encode()) > MAX_TYPE_BYTES:
             raise invalid_param(f"'{where}' type or state_key is longer than 255 bytes")
         if event_type in ("m.room.create", "m.room.member"):
-            raise MatrixError(
-                400, "M_INVALID_ROOM_STATE", f"'{where}' may not set {event_type}"
-            )
+            raise MatrixError(400, "M_INVALID_ROOM_STATE", f"'{where}' may not set {event_type}")
         out.append(PlannedEvent(event_type, state_key, content))
     return out
 

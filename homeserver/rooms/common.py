@@ -89,9 +89,7 @@ def check_reason(reason: object) -> str | None:
     return reason
 
 
-async def membership_event(
-    store: EventStore, room_id: str, user_id: str
-) -> StoredEvent | None:
+async def membership_event(store: EventStore, room_id: str, user_id: str) -> StoredEvent | None:
     """The user's current ``m.room.member`` event in the room, if any."""
     state = await store.get_current_state_ids(room_id)
     event_id = state.get(("m.room.member", user_id))
@@ -105,9 +103,7 @@ def membership_of(event: StoredEvent | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def readable_state_ids(
-    store: EventStore, room_id: str, user_id: str
-) -> dict[StateKey, str]:
+async def readable_state_ids(store: EventStore, room_id: str, user_id: str) -> dict[StateKey, str]:
     """The room state ``user_id`` may see: current if joined (or the room is world
     readable), as it was when they left if they left or were banned; else 403.
 
@@ -124,9 +120,10 @@ async def readable_state_ids(
     history_id = current.get(("m.room.history_visibility", ""))
     if history_id is not None:
         history = await store.get_event(history_id)
-        if history is not None and history.pdu.get("content", {}).get(
-            "history_visibility"
-        ) == "world_readable":
+        if (
+            history is not None
+            and history.pdu.get("content", {}).get("history_visibility") == "world_readable"
+        ):
             return current
     if member is not None and membership in ("leave", "ban"):
         state = await store.get_state_at_event(member.event_id, before=False)

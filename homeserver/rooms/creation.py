@@ -43,9 +43,7 @@ class RoomCreationService:
     async def create_room(self, request: CreateRoomRequest) -> str:
         for user_id in request.invite:
             await self._require_local_user(user_id)
-        if request.room_alias is not None and await self.directory.alias_exists(
-            request.room_alias
-        ):
+        if request.room_alias is not None and await self.directory.alias_exists(request.room_alias):
             raise MatrixError(400, "M_ROOM_IN_USE", "Room alias already taken")
         profiles = {
             user_id: await self._profile(user_id) for user_id in [request.creator, *request.invite]

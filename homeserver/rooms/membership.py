@@ -139,9 +139,7 @@ class MembershipService:
 
     async def rooms_for_user(self, user_id: str) -> dict[str, str]:
         """room_id -> membership, every room the user has a membership in."""
-        return await self.database.read(
-            lambda conn: rooms_db.rooms_for_user(conn, user_id, None)
-        )
+        return await self.database.read(lambda conn: rooms_db.rooms_for_user(conn, user_id, None))
 
     async def members(
         self,
