@@ -182,9 +182,28 @@ class RoomSync:
         events.sort(key=lambda e: e.stream_ordering)
         return events
 
+    async def summary_and_unread(
+        self, user_id: str, room_id: str, read_up_to: int, upto: int
+    ) -> tuple[dict[str, Any], list[str], int]:
+        """The room summary, its heroes and the unread count, in one database trip."""
+
+        def read(conn: Any) -> tuple[list[tuple[str, str, int]], int]:
+            own = last_event_of_sender(conn, room_id, user_id, upto)
+            unread = count_messages_after(conn, room_id, user_id, max(own, read_up_to), upto)
+            return read_member_rows(conn, room_id), unread
+
+        rows, unread = await self.database.read(read)
+        summary, heroes = self._summary(user_id, rows)
+        return summary, heroes, unread
+
     async def summary(self, user_id: str, room_id: str) -> tuple[dict[str, Any], list[str]]:
         """``m.heroes`` and member counts (client-server-api "Room summary")."""
         rows = await self.database.read(lambda conn: read_member_rows(conn, room_id))
+        return self._summary(user_id, rows)
+
+    def _summary(
+        self, user_id: str, rows: list[tuple[str, str, int]]
+    ) -> tuple[dict[str, Any], list[str]]:
         joined = [u for u, m, _ in rows if m == "join"]
         invited = [u for u, m, _ in rows if m == "invite"]
         heroes = [u for u, m, _ in rows if m in ("join", "invite") and u != user_id][:MAX_HEROES]
@@ -197,13 +216,6 @@ class RoomSync:
             "m.invited_member_count": len(invited),
         }
         return summary, heroes
-
-    async def unread_count(self, user_id: str, room_id: str, read_up_to: int, upto: int) -> int:
-        def count(conn: Any) -> int:
-            own = last_event_of_sender(conn, room_id, user_id, upto)
-            return count_messages_after(conn, room_id, user_id, max(own, read_up_to), upto)
-
-        return await self.database.read(count)
 
     async def invite_state(self, room_id: str, invite: StoredEvent) -> list[dict[str, Any]]:
         """Stripped state for an invite: the room's basics, the invite and the inviter's member event."""

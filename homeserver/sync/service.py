@@ -130,7 +130,11 @@ class SyncService:
                     await listener.wait()
 
     async def _memberships_at(self, user_id: str, upto: int) -> dict[str, _UserMembership]:
-        """The user's membership in each room as of position ``upto``."""
+        """The user's membership in each room as of position ``upto``.
+
+        Read after ``upto`` was taken, so no change at or below it is missed;
+        changes above it are rolled back to the last membership at ``upto``.
+        """
         current = await self.database.read(lambda conn: read_user_memberships(conn, user_id))
         result: dict[str, _UserMembership] = {}
         late: list[Membership] = [m for m in current if m.stream_ordering > upto]
@@ -258,7 +262,14 @@ class SyncService:
         timeline = await self.rooms.timeline(
             user_id, room_id, after, upto.events, room_filter.timeline
         )
-        summary, heroes = await self.rooms.summary(user_id, room_id)
+        read_up_to = 0
+        receipts = self.sources.receipts
+        if receipts is not None:
+            found = await receipts.latest_read_position(user_id, room_id)
+            read_up_to = found[1] if found is not None else 0
+        summary, heroes, unread = await self.rooms.summary_and_unread(
+            user_id, room_id, read_up_to, upto.events
+        )
         state = await self.rooms.state_section(
             user_id,
             room_id,
@@ -269,12 +280,6 @@ class SyncService:
             state_filter=room_filter.state,
             heroes=heroes,
         )
-        read_up_to = 0
-        receipts = self.sources.receipts
-        if receipts is not None:
-            found = await receipts.latest_read_position(user_id, room_id)
-            read_up_to = found[1] if found is not None else 0
-        unread = await self.rooms.unread_count(user_id, room_id, read_up_to, upto.events)
         fields = request.filter.event_fields
         timeline_json = await self.client_events.serialize(
             timeline.events, user_id=user_id, device_id=request.device_id

@@ -96,17 +96,8 @@ class ClientEvents:
                 if key in state:
                     wanted.add(state[key])
         found = await self.store.get_events(wanted)
-        joins: dict[str, list[int]] = {}
-        for room_id in {e.room_id for e in events}:
-            own = await self.database.read(
-                functools.partial(read_membership_events_of_user, user_id=user_id, room_id=room_id)
-            )
-            joins[room_id] = [
-                e.stream_ordering
-                for e in own
-                if e.pdu.get("content", {}).get("membership") == "join"
-            ]
-        visible: list[StoredEvent] = []
+        # Per event: (visibility, membership at it, is it the user's own member event).
+        facts: list[tuple[str, str | None, bool]] = []
         for event in events:
             group = event.state_group_before
             state = states.get(group, {}) if group is not None else {}
@@ -118,12 +109,29 @@ class ClientEvents:
             else:
                 member = found.get(state.get(("m.room.member", user_id), ""))
                 membership = member.pdu.get("content", {}).get("membership") if member else None
+            facts.append((visibility, membership if isinstance(membership, str) else None, is_own))
+        # The user's later joins matter only for "shared" events they were not joined at;
+        # the common case (a member reading their rooms) never reads them.
+        need_joins = {
+            event.room_id
+            for event, (visibility, membership, is_own) in zip(events, facts, strict=True)
+            if visibility == "shared" and membership != "join" and not is_own
+        }
+        joins: dict[str, list[int]] = {}
+        for room_id in need_joins:
+            own = await self.database.read(
+                functools.partial(read_membership_events_of_user, user_id=user_id, room_id=room_id)
+            )
+            joins[room_id] = [
+                e.stream_ordering
+                for e in own
+                if e.pdu.get("content", {}).get("membership") == "join"
+            ]
+        visible: list[StoredEvent] = []
+        for event, (visibility, membership, is_own) in zip(events, facts, strict=True):
             joined_after = any(j >= event.stream_ordering for j in joins.get(event.room_id, ()))
             if is_event_visible(
-                visibility,
-                membership if isinstance(membership, str) else None,
-                joined_after=joined_after,
-                own_membership_event=is_own,
+                visibility, membership, joined_after=joined_after, own_membership_event=is_own
             ):
                 visible.append(event)
         return visible
@@ -146,14 +154,16 @@ class ClientEvents:
         if not events:
             return []
         ids = [e.event_id for e in events]
-        redactions = await self.database.read(lambda conn: read_redactions(conn, ids))
-        txn_ids: dict[str, str] = {}
-        if user_id is not None and device_id is not None:
-            own = [e.event_id for e in events if e.sender == user_id]
-            if own:
-                txn_ids = await self.database.read(
-                    lambda conn: read_txn_ids_for_device(conn, user_id, device_id, own)
-                )
+        own = [e.event_id for e in events if e.sender == user_id]
+
+        def read(conn: Any) -> tuple[dict[str, StoredEvent], dict[str, str]]:
+            # One trip to the database for both questions.
+            found = read_redactions(conn, ids)
+            if user_id is None or device_id is None or not own:
+                return found, {}
+            return found, read_txn_ids_for_device(conn, user_id, device_id, own)
+
+        redactions, txn_ids = await self.database.read(read)
         prev: dict[str, StoredEvent] = {}
         if with_prev_content:
             prev = await self._replaced_state(events)
