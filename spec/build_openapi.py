@@ -234,6 +234,8 @@ SCHEMAS: dict[str, Any] = {
     "Device": obj(["device_id"], device_id=STR, display_name={"type": ["string", "null"]},
                   last_seen_ip={"type": ["string", "null"]}, last_seen_ts={"type": ["integer", "null"]}),
     "Profile": obj(None, displayname=STR, avatar_url=STR),
+    # Plait answers null for an unset name or avatar (Matrix omits the key).
+    "RoomMember": obj(None, display_name={"type": ["string", "null"]}, avatar_url={"type": ["string", "null"]}),
     "PublicRoomsResponse": obj(
         ["chunk"], chunk=array(OBJ), next_batch=STR, prev_batch=STR, total_room_count_estimate=INT
     ),
@@ -464,7 +466,7 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
         query={"at": STR, "membership": STR, "not_membership": STR})),
     ("GET", ROOM + "/joined_members",
      op("Joined members", "GET /_matrix/client/v3/rooms/{roomId}/joined_members",
-        ok=obj(["joined"], joined={"type": "object", "additionalProperties": ref("Profile")}),
+        ok=obj(["joined"], joined={"type": "object", "additionalProperties": ref("RoomMember")}),
         errors=(403, 404))),
     # directory
     ("PUT", C + "/directory/room/{roomAlias}",
