@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from homeserver.core.room_versions import V10, V11, V12, RoomVersion
 from homeserver.errors import MatrixError
@@ -240,3 +242,56 @@ def test_plan_does_not_share_mutable_input() -> None:
     levels = content(plan_room(request).events, "m.room.power_levels")
     levels["events"]["m.room.name"] = 99
     assert override == {"events": {"m.room.name": 10}}
+
+
+_users = st.sampled_from([BOB, "@carol:test.example", "@dave:test.example", ALICE])
+_state = st.builds(
+    PlannedEvent,
+    st.sampled_from(
+        ["m.room.join_rules", "m.room.encryption", "m.room.history_visibility", "org.example.x"]
+    ),
+    st.sampled_from(["", "k"]),
+    st.fixed_dictionaries({"v": st.integers(0, 10)}),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    version=st.sampled_from([V10, V11, V12]),
+    preset=st.sampled_from([None, "private_chat", "public_chat", "trusted_private_chat"]),
+    visibility=st.sampled_from(["public", "private"]),
+    invite=st.lists(_users, max_size=4),
+    initial_state=st.lists(_state, max_size=5),
+    name=st.none() | st.text(max_size=20),
+    is_direct=st.booleans(),
+)
+def test_every_plan_without_override_passes_its_own_checks(
+    version: RoomVersion,
+    preset: str | None,
+    visibility: str,
+    invite: list[str],
+    initial_state: list[PlannedEvent],
+    name: str | None,
+    is_direct: bool,
+) -> None:
+    """Whatever the options, a plan the client could not break (no override) is sendable,
+    starts with the creator's join and power levels, and ends with one invite per invitee."""
+    request = CreateRoomRequest(
+        creator=ALICE,
+        room_version=version,
+        preset=preset,
+        visibility=visibility,
+        invite=invite,
+        initial_state=initial_state,
+        name=name,
+        is_direct=is_direct,
+    )
+    plan = plan_room(request)
+    check_plan(request, plan, SERVER)
+    assert keys(plan.events)[:2] == [("m.room.member", ALICE), ("m.room.power_levels", "")]
+    invited = [e.state_key for e in plan.events if e.content.get("membership") == "invite"]
+    assert invited == list(dict.fromkeys(u for u in invite if u != ALICE))
+    for event in plan.events:
+        if event.content.get("membership") == "invite":
+            assert event.content.get("is_direct", False) is is_direct
+    assert len(set(keys(plan.events))) == len(plan.events)
