@@ -32,6 +32,27 @@ from homeserver.storage.state import (
     store_state_group,
 )
 
+# Prebuilt statements for the per-event hot path: building a construct per call,
+# and computing its cache key, costs more than executing it on SQLite.
+_ALLOCATE_STREAM = (
+    sa.update(event_stream_position)
+    .where(event_stream_position.c.id == 1)
+    .values(position=event_stream_position.c.position + 1)
+    .returning(event_stream_position.c.position)
+)
+_INSERT_EVENT = sa.insert(events)
+_INSERT_EDGE = sa.insert(event_edges)
+_INSERT_AUTH_EDGE = sa.insert(event_auth_edges)
+_MOVE_EXTREMITY = (
+    sa.update(event_forward_extremities)
+    .where(
+        event_forward_extremities.c.room_id == sa.bindparam("r_room_id"),
+        event_forward_extremities.c.event_id == sa.bindparam("r_prev_id"),
+    )
+    .values(event_id=sa.bindparam("r_event_id"))
+)
+_INSERT_EXTREMITY = sa.insert(event_forward_extremities)
+
 
 def _state_after(event: EventToPersist) -> Mapping[StateKey, str] | None:
     """The state after the event; the very ``state_before`` mapping when it changes nothing."""
@@ -53,12 +74,7 @@ def allocate_stream_ordering(conn: Connection) -> int:
     On PostgreSQL the UPDATE locks the counter row until commit, so events
     commit in stream order and sync never skips over a position still in flight.
     """
-    position = conn.execute(
-        sa.update(event_stream_position)
-        .where(event_stream_position.c.id == 1)
-        .values(position=event_stream_position.c.position + 1)
-        .returning(event_stream_position.c.position)
-    ).scalar_one()
+    position = conn.execute(_ALLOCATE_STREAM).scalar_one()
     return int(position)
 
 
@@ -117,7 +133,8 @@ def persist_event_txn(
     membership = content.get("membership") if pdu["type"] == "m.room.member" else None
     depth = int(pdu.get("depth", 0))
     conn.execute(
-        sa.insert(events).values(
+        _INSERT_EVENT,
+        dict(
             event_id=event.event_id,
             room_id=room_id,
             type=pdu["type"],
@@ -134,7 +151,7 @@ def persist_event_txn(
             outlier=event.state_before is None,
             state_group_before=group_before,
             state_group_after=group_after,
-        )
+        ),
     )
     insert_edges(
         conn, room_id, event.event_id, pdu.get("prev_events", []), pdu.get("auth_events", [])
@@ -220,7 +237,7 @@ def insert_edges(
 ) -> None:
     if prev_event_ids:
         conn.execute(
-            sa.insert(event_edges),
+            _INSERT_EDGE,
             [
                 {"event_id": event_id, "prev_event_id": p, "room_id": room_id}
                 for p in dict.fromkeys(prev_event_ids)
@@ -228,7 +245,7 @@ def insert_edges(
         )
     if auth_event_ids:
         conn.execute(
-            sa.insert(event_auth_edges),
+            _INSERT_AUTH_EDGE,
             [
                 {"event_id": event_id, "auth_event_id": a, "room_id": room_id}
                 for a in dict.fromkeys(auth_event_ids)
@@ -253,12 +270,8 @@ def _update_forward_extremities(
     if not may_have_children and len(prevs) == 1:
         # The common case, one statement: the new event takes its parent's place.
         moved = conn.execute(
-            sa.update(event_forward_extremities)
-            .where(
-                event_forward_extremities.c.room_id == room_id,
-                event_forward_extremities.c.event_id == prevs[0],
-            )
-            .values(event_id=event_id)
+            _MOVE_EXTREMITY,
+            {"r_room_id": room_id, "r_prev_id": prevs[0], "r_event_id": event_id},
         )
         if moved.rowcount == 1:
             return
@@ -282,4 +295,4 @@ def _update_forward_extremities(
         )
         if conn.execute(child.limit(1)).first() is not None:
             return
-    conn.execute(sa.insert(event_forward_extremities).values(room_id=room_id, event_id=event_id))
+    conn.execute(_INSERT_EXTREMITY, {"room_id": room_id, "event_id": event_id})

@@ -74,14 +74,18 @@ def read_events(conn: Connection, event_ids: Iterable[str]) -> dict[str, StoredE
     return found
 
 
+# Prebuilt: read before every local event.
+_SELECT_EXTREMITIES = (
+    sa.select(events.c.event_id, events.c.depth)
+    .join(event_forward_extremities, event_forward_extremities.c.event_id == events.c.event_id)
+    .where(event_forward_extremities.c.room_id == sa.bindparam("room_id"))
+    .order_by(events.c.depth.desc(), events.c.stream_ordering.desc())
+)
+
+
 def read_forward_extremities(conn: Connection, room_id: str) -> list[tuple[str, int]]:
     """(event_id, depth) of the room's forward extremities, deepest first."""
-    rows = conn.execute(
-        sa.select(events.c.event_id, events.c.depth)
-        .join(event_forward_extremities, event_forward_extremities.c.event_id == events.c.event_id)
-        .where(event_forward_extremities.c.room_id == room_id)
-        .order_by(events.c.depth.desc(), events.c.stream_ordering.desc())
-    ).all()
+    rows = conn.execute(_SELECT_EXTREMITIES, {"room_id": room_id}).all()
     return [(row.event_id, int(row.depth)) for row in rows]
 
 
