@@ -107,6 +107,8 @@ def add_routes(router: Router, hs: HomeServer) -> None:
         limit = check_limit(request.query_one("limit"))
         event_filter = room_event_filter_param(request)
         await messages.require_room_access(requester.user_id, room_id)
+        # Messages from users on m.ignored_user_list are not served (spec "Ignoring Users").
+        ignored = frozenset(await hs.account_data.ignored_users(requester.user_id))
         used, page = await messages.paginate(
             requester.user_id,
             room_id,
@@ -115,6 +117,7 @@ def add_routes(router: Router, hs: HomeServer) -> None:
             limit=limit,
             event_filter=event_filter,
             stop=stop,
+            ignored=ignored,
         )
         body: dict[str, Any] = {
             # "start" must be the token sent as "from" (matrix_brief 6 #10).

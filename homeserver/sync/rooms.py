@@ -77,8 +77,13 @@ class RoomSync:
         after: int,
         upto: int,
         event_filter: RoomEventFilter,
+        ignored: frozenset[str] = frozenset(),
     ) -> Timeline:
-        """The newest visible, filtered events in ``(after, upto]``, oldest first."""
+        """The newest visible, filtered events in ``(after, upto]``, oldest first.
+
+        Messages from ``ignored`` users (``m.ignored_user_list``) are left out;
+        their state events stay, or the room's state would not add up.
+        """
         limit = event_filter.limit if event_filter.limit is not None else DEFAULT_TIMELINE_LIMIT
         collected: list[StoredEvent] = []
         cursor = upto
@@ -92,7 +97,12 @@ class RoomSync:
             batch = await self._read(room_id, after, cursor, batch_size)
             if not batch:
                 break
-            matching = [e for e in batch if event_filter.matches_event(_filter_view(e))]
+            matching = [
+                e
+                for e in batch
+                if event_filter.matches_event(_filter_view(e))
+                and (e.state_key is not None or e.sender not in ignored)
+            ]
             visible = {
                 e.event_id for e in await self.client_events.filter_visible(user_id, matching)
             }

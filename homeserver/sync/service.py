@@ -175,6 +175,10 @@ class SyncService:
 
         account_data = await self._account_data(request, upto)
         ephemeral = await self._ephemeral(request, joined, upto)
+        source = self.sources.account_data
+        ignored = (
+            frozenset(await source.ignored_users(user_id)) if source is not None else frozenset()
+        )
 
         newly_joined: set[str] = set()
         if since is None or request.full_state:
@@ -203,6 +207,7 @@ class SyncService:
                 full=full,
                 ephemeral=ephemeral.get(room_id, []),
                 account_data=account_data.rooms.get(room_id, {}),
+                ignored=ignored,
             )
             empty = not (
                 section["timeline"]["events"]
@@ -217,14 +222,16 @@ class SyncService:
         leave: dict[str, Any] = {}
         for room_id, m in memberships.items():
             is_new = since is None or m.event.stream_ordering > since_events
-            if m.membership == "invite" and is_new:
+            if m.membership == "invite" and is_new and m.event.sender not in ignored:
                 invite[room_id] = {
                     "invite_state": {"events": await self.rooms.invite_state(room_id, m.event)}
                 }
             elif m.membership in ("leave", "ban") and is_new:
                 if since is None and not room_filter.include_leave:
                     continue
-                leave[room_id] = await self._left_room(request, room_id, m.event, since_events)
+                leave[room_id] = await self._left_room(
+                    request, room_id, m.event, since_events, ignored
+                )
 
         response: dict[str, Any] = {
             "next_batch": upto.to_string(),
@@ -237,8 +244,10 @@ class SyncService:
         }
         if since is not None:
             response["device_lists"] = {"changed": [], "left": []}
+        e2e_updates = await self._e2e(request, upto, response)
         has_updates = bool(
-            join
+            e2e_updates
+            or join
             or invite
             or leave
             or response["account_data"]["events"]
@@ -256,11 +265,12 @@ class SyncService:
         full: bool,
         ephemeral: list[dict[str, Any]],
         account_data: dict[str, dict[str, Any]],
+        ignored: frozenset[str],
     ) -> dict[str, Any]:
         user_id = request.user_id
         room_filter = request.filter.room
         timeline = await self.rooms.timeline(
-            user_id, room_id, after, upto.events, room_filter.timeline
+            user_id, room_id, after, upto.events, room_filter.timeline, ignored
         )
         read_up_to = 0
         receipts = self.sources.receipts
@@ -305,14 +315,19 @@ class SyncService:
         }
 
     async def _left_room(
-        self, request: SyncRequest, room_id: str, leave_event: StoredEvent, since: int
+        self,
+        request: SyncRequest,
+        room_id: str,
+        leave_event: StoredEvent,
+        since: int,
+        ignored: frozenset[str],
     ) -> dict[str, Any]:
         """A room the user left (or was banned from): its events up to and including the leave."""
         room_filter = request.filter.room
         upto = leave_event.stream_ordering
         after = since if request.since is not None else 0
         timeline = await self.rooms.timeline(
-            request.user_id, room_id, after, upto, room_filter.timeline
+            request.user_id, room_id, after, upto, room_filter.timeline, ignored
         )
         full = request.since is None or request.full_state
         state = await self.rooms.state_section(
@@ -386,6 +401,34 @@ class SyncService:
         events = await presence.presence_for_user(request.user_id, since)
         presence_filter = request.filter.presence
         return [e for e in events if presence_filter.matches(e["type"], str(e.get("sender", "")))]
+
+    async def _e2e(self, request: SyncRequest, upto: StreamToken, response: dict[str, Any]) -> bool:
+        """Fill the E2E sections (``homeserver/e2e/sync_source.py``); True if there is news.
+
+        To-device messages come at most 100 at a time: then ``next_batch`` stops at
+        the last one handed out, so the rest follow in the next sync.
+        """
+        e2e = self.sources.e2e
+        if e2e is None:
+            return False
+        since = request.since
+        user_id, device_id = request.user_id, request.device_id
+        events, to_device_pos = await e2e.to_device_section(
+            user_id, device_id, since.to_device if since is not None else None, upto.to_device
+        )
+        response["to_device"]["events"] = events
+        if to_device_pos != upto.to_device:
+            response["next_batch"] = attrs.evolve(upto, to_device=to_device_pos).to_string()
+        response["device_one_time_keys_count"] = await e2e.otk_counts(user_id, device_id)
+        response["device_unused_fallback_key_types"] = await e2e.unused_fallback_types(
+            user_id, device_id
+        )
+        changed: list[str] = []
+        left: list[str] = []
+        if since is not None:
+            changed, left = await e2e.device_lists(user_id, since, upto)
+            response["device_lists"] = {"changed": changed, "left": left}
+        return bool(events or changed or left)
 
 
 @attrs.frozen

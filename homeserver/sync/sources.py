@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import attrs
 
+from homeserver.notifier import StreamToken
+
 
 class TypingSource(Protocol):
     def typing_for_rooms(
@@ -49,6 +51,24 @@ class AccountDataSource(Protocol):
         self, user_id: str, from_pos: int, to_pos: int | None = None
     ) -> AccountDataChangesLike: ...
 
+    async def ignored_users(self, user_id: str) -> set[str]: ...
+
+
+class E2ESource(Protocol):
+    """End-to-end encryption sections (``homeserver/e2e/sync_source.py``)."""
+
+    async def to_device_section(
+        self, user_id: str, device_id: str, since_pos: int | None, upto_pos: int
+    ) -> tuple[list[dict[str, Any]], int]: ...
+
+    async def device_lists(
+        self, user_id: str, since: StreamToken, upto: StreamToken
+    ) -> tuple[list[str], list[str]]: ...
+
+    async def otk_counts(self, user_id: str, device_id: str) -> dict[str, int]: ...
+
+    async def unused_fallback_types(self, user_id: str, device_id: str) -> list[str]: ...
+
 
 @attrs.define
 class SyncSources:
@@ -56,3 +76,4 @@ class SyncSources:
     receipts: ReceiptSource | None = None
     presence: PresenceSource | None = None
     account_data: AccountDataSource | None = None
+    e2e: E2ESource | None = None

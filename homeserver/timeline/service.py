@@ -232,12 +232,13 @@ class MessageService:
         limit: int,
         event_filter: RoomEventFilter,
         stop: PaginationPoint | None = None,
+        ignored: frozenset[str] = frozenset(),
     ) -> tuple[PaginationPoint, Page]:
         """A page of visible, filtered events from ``start``; returns the start point used."""
         if start is None:
             start = StreamPoint(self.notifier.current_token().events) if backwards else _START
         return start, await self._collect(
-            user_id, room_id, start, backwards, limit, event_filter, stop
+            user_id, room_id, start, backwards, limit, event_filter, stop, ignored
         )
 
     async def _collect(
@@ -249,6 +250,7 @@ class MessageService:
         limit: int,
         event_filter: RoomEventFilter,
         stop: PaginationPoint | None,
+        ignored: frozenset[str] = frozenset(),
     ) -> Page:
         collected: list[StoredEvent] = []
         scanned = 0
@@ -260,7 +262,12 @@ class MessageService:
             batch, reached_stop = _cut_at(batch, stop, backwards)
             if reached_stop:
                 exhausted = True
-            matching = [e for e in batch if event_filter.matches_event(_filter_view(e))]
+            matching = [
+                e
+                for e in batch
+                if event_filter.matches_event(_filter_view(e))
+                and (e.state_key is not None or e.sender not in ignored)
+            ]
             visible = {
                 e.event_id for e in await self.client_events.filter_visible(user_id, matching)
             }
