@@ -52,6 +52,9 @@ _MOVE_EXTREMITY = (
     .values(event_id=sa.bindparam("r_event_id"))
 )
 _INSERT_EXTREMITY = sa.insert(event_forward_extremities)
+_SELECT_CURRENT_GROUP = sa.select(rooms.c.current_state_group).where(
+    rooms.c.room_id == sa.bindparam("room_id")
+)
 
 
 def _state_after(event: EventToPersist) -> Mapping[StateKey, str] | None:
@@ -168,9 +171,7 @@ def persist_event_txn(
         )
 
     if event.new_current_state is not None and state_after is not None and group_after is not None:
-        old_group = conn.execute(
-            sa.select(rooms.c.current_state_group).where(rooms.c.room_id == room_id)
-        ).scalar_one_or_none()
+        old_group = conn.execute(_SELECT_CURRENT_GROUP, {"room_id": room_id}).scalar_one_or_none()
         if isinstance(event.new_current_state, str) and group_after == old_group:
             pass  # A message on the room's only extremity: current state is unchanged.
         elif isinstance(event.new_current_state, str) and group_before == old_group:

@@ -82,6 +82,25 @@ def diff_state(old: StateMap, new: StateMap) -> dict[StateKey, str | None]:
     return delta
 
 
+# Prebuilt statements: these run for every state event (see event_persist.py).
+_SELECT_DELTA_DEPTH = sa.select(state_groups.c.delta_depth).where(
+    state_groups.c.id == sa.bindparam("group_id")
+)
+_INSERT_GROUP = sa.insert(state_groups).returning(state_groups.c.id)
+_INSERT_ENTRIES = sa.insert(state_group_entries)
+_DELETE_CURRENT = sa.delete(current_state).where(
+    current_state.c.room_id == sa.bindparam("c_room_id"),
+    current_state.c.type == sa.bindparam("c_type"),
+    current_state.c.state_key == sa.bindparam("c_state_key"),
+)
+_INSERT_CURRENT = sa.insert(current_state)
+_SET_CURRENT_GROUP = (
+    sa.update(rooms)
+    .where(rooms.c.room_id == sa.bindparam("c_room_id"))
+    .values(current_state_group=sa.bindparam("c_group"))
+)
+
+
 def store_state_group(
     conn: Connection,
     room_id: str,
@@ -102,9 +121,7 @@ def store_state_group(
     delta_depth = 0
     rows: Mapping[StateKey, str | None] = state
     if prev_group is not None and prev_state is not None:
-        prev_depth = conn.execute(
-            sa.select(state_groups.c.delta_depth).where(state_groups.c.id == prev_group)
-        ).scalar_one()
+        prev_depth = conn.execute(_SELECT_DELTA_DEPTH, {"group_id": prev_group}).scalar_one()
         if delta is None:
             delta = diff_state(prev_state, state)
         if prev_depth < SNAPSHOT_INTERVAL and len(delta) <= max(
@@ -113,17 +130,16 @@ def store_state_group(
             delta_depth = prev_depth + 1
             rows = delta
     group = conn.execute(
-        sa.insert(state_groups)
-        .values(
-            room_id=room_id,
-            prev_group=prev_group if delta_depth else None,
-            delta_depth=delta_depth,
-        )
-        .returning(state_groups.c.id)
+        _INSERT_GROUP,
+        {
+            "room_id": room_id,
+            "prev_group": prev_group if delta_depth else None,
+            "delta_depth": delta_depth,
+        },
     ).scalar_one()
     if rows:
         conn.execute(
-            sa.insert(state_group_entries),
+            _INSERT_ENTRIES,
             [
                 {"state_group": group, "type": t, "state_key": sk, "event_id": eid}
                 for (t, sk), eid in rows.items()
@@ -203,26 +219,17 @@ def apply_current_state_delta(
     """Apply ``delta`` (None removes a key) to ``current_state``; ``new_group`` is the result."""
     removed = [key for key, eid in delta.items() if eid is None]
     changed = {key: eid for key, eid in delta.items() if eid is not None}
-    for etype, state_key in removed:
+    # Changed keys are deleted and re-inserted: one portable statement each way.
+    stale = [*removed, *changed]
+    if stale:
         conn.execute(
-            sa.delete(current_state).where(
-                current_state.c.room_id == room_id,
-                current_state.c.type == etype,
-                current_state.c.state_key == state_key,
-            )
+            _DELETE_CURRENT,
+            [{"c_room_id": room_id, "c_type": t, "c_state_key": sk} for t, sk in stale],
         )
     if changed:
-        for etype, state_key in changed:
-            conn.execute(
-                sa.delete(current_state).where(
-                    current_state.c.room_id == room_id,
-                    current_state.c.type == etype,
-                    current_state.c.state_key == state_key,
-                )
-            )
         memberships = _memberships(conn, changed.values())
         conn.execute(
-            sa.insert(current_state),
+            _INSERT_CURRENT,
             [
                 {
                     "room_id": room_id,
@@ -234,9 +241,7 @@ def apply_current_state_delta(
                 for (etype, state_key), eid in changed.items()
             ],
         )
-    conn.execute(
-        sa.update(rooms).where(rooms.c.room_id == room_id).values(current_state_group=new_group)
-    )
+    conn.execute(_SET_CURRENT_GROUP, {"c_room_id": room_id, "c_group": new_group})
 
 
 def _memberships(conn: Connection, event_ids: Iterable[str]) -> dict[str, str]:
