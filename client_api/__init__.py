@@ -11,6 +11,7 @@ from client_api import account, login, media, profile, register, versions
 from client_api import presence, receipts, starter, typing
 from client_api import filters, messages, sync
 from client_api import account_data, directory, membership, rooms
+from client_api import keys, room_keys, to_device
 from homeserver.accounts.auth import Requester, require_user
 from homeserver.homeserver import HomeServer
 from homeserver.http.router import Router
@@ -27,5 +28,7 @@ def build_router(hs: HomeServer) -> Router:
     for module in (messages, filters, sync):
         module.add_routes(router, hs)
     for module in (rooms, membership, directory, account_data):
+        module.add_routes(router, hs)
+    for module in (keys, to_device, room_keys):
         module.add_routes(router, hs)
     return router

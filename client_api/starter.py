@@ -15,9 +15,9 @@ settings pages clean:
   schema-valid);
 * ``GET /thirdparty/protocols``: ``{}`` (no bridges);
 * ``GET /account/3pid``: ``{"threepids": []}`` (Plait holds no third-party IDs);
-* ``GET /pushers``: ``{"pushers": []}`` (no push gateway client yet);
-* ``GET /room_keys/version``: 404 ``M_NOT_FOUND`` ("no backup"); js-sdk treats
-  any other answer as a broken backup (pitfall 13).
+* ``GET /pushers``: ``{"pushers": []}`` (no push gateway client yet).
+
+(``GET /room_keys/version`` lives in ``client_api/room_keys.py``, key backup.)
 """
 
 from __future__ import annotations
@@ -82,10 +82,6 @@ def add_routes(router: Router, hs: HomeServer) -> None:
         await require_user(hs, request)
         return Response.json({"pushers": []})
 
-    async def room_keys_version(request: Request) -> Response:
-        await require_user(hs, request)
-        raise not_found("No current backup version")
-
     for prefix in ("v3", "r0"):
         base = f"/_matrix/client/{prefix}"
         router.add("GET", f"{base}/pushrules/", get_push_rules)
@@ -99,4 +95,3 @@ def add_routes(router: Router, hs: HomeServer) -> None:
         router.add("GET", f"{base}/thirdparty/protocols", protocols)
         router.add("GET", f"{base}/account/3pid", threepids)
         router.add("GET", f"{base}/pushers", pushers)
-        router.add("GET", f"{base}/room_keys/version", room_keys_version)

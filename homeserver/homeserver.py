@@ -25,6 +25,10 @@ from homeserver.accounts.profiles import ProfileService
 from homeserver.accounts.registration import RegistrationService
 from homeserver.accounts.tokens import new_secret
 from homeserver.config import Config
+from homeserver.e2e.backup import KeyBackupService
+from homeserver.e2e.keys import E2EKeyService
+from homeserver.e2e.sync_source import E2ESyncSource
+from homeserver.e2e.to_device import ToDeviceService
 from homeserver.events.creation import EventCreationService
 from homeserver.keys import ServerKeys, load_or_generate_server_keys
 from homeserver.media.service import MediaService
@@ -133,6 +137,13 @@ class HomeServer:
         # Streams and wake-ups: every service that stores a change notifies here.
         self.notifier = Notifier()
         self.notifier.set_position("events", stream_position)
+        # End-to-end encryption (homeserver/e2e/): keys, to-device, key backup.
+        self.e2e_keys = E2EKeyService(database, self.notifier, config.server_name)
+        self.to_device = ToDeviceService(database, self.notifier, config.server_name, self._now_ms)
+        self.key_backup = KeyBackupService(database)
+        self.auth.device_deletion_hooks.append(self.e2e_keys.on_devices_deleted_tx)
+        self.auth.device_deletion_hooks.append(self.to_device.delete_devices_tx)
+        self.auth.devices_deleted_hooks.append(self.e2e_keys.flush_device_deletions)
         # Account data (homeserver/account_data.py): its own stream, read by /sync.
         self.account_data = AccountDataService(database, self.notifier)
         self.event_store = EventStore(database)
@@ -189,6 +200,7 @@ class HomeServer:
                 receipts=self.receipts,
                 presence=self.presence,
                 account_data=getattr(self, "account_data", None),
+                e2e=E2ESyncSource(self.e2e_keys, self.to_device),
             ),
         )
 
@@ -224,6 +236,7 @@ class HomeServer:
         await hs.receipts.load_stream_position()
         await hs.account_data.load_stream_position()
         await hs.presence.load_stream_position()
+        await hs.e2e_keys.load_stream_position()
         # The dummy hash that equalizes failed-login timing, made now rather than
         # during the first login (which would then take two hashes).
         await hs.passwords.prepare()

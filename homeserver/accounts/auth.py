@@ -101,6 +101,12 @@ class AuthService:
         self._clock = clock
         self._session_cache: dict[str, tuple[sessions_db.SessionRow, float]] = {}
         self._last_seen: dict[tuple[str, str], float] = {}
+        # Deleting devices also drops their E2E keys and to-device queues
+        # (homeserver/e2e/): these run inside the deleting transaction with the
+        # deleted device IDs; ``devices_deleted_hooks`` run after it committed
+        # (``forget_sessions`` is that point on every deletion path).
+        self.device_deletion_hooks: list[Callable[[Connection, str, list[str]], None]] = []
+        self.devices_deleted_hooks: list[Callable[[], None]] = []
 
     # -- logging in -----------------------------------------------------------
 
@@ -279,6 +285,8 @@ class AuthService:
         """Drop sessions from this process's cache after ending or changing them."""
         for session_id in session_ids:
             self._session_cache.pop(session_id, None)
+        for hook in self.devices_deleted_hooks:
+            hook()
 
     # -- logging out ----------------------------------------------------------
 
@@ -296,6 +304,8 @@ class AuthService:
     def delete_devices_tx(self, conn: Connection, user_id: str, device_ids: list[str]) -> list[str]:
         ended = sessions_db.delete_device_sessions(conn, user_id, device_ids)
         devices_db.delete_devices(conn, user_id, device_ids)
+        for hook in self.device_deletion_hooks:
+            hook(conn, user_id, device_ids)
         for device_id in device_ids:
             self._last_seen.pop((user_id, device_id), None)
         return ended
@@ -304,6 +314,14 @@ class AuthService:
         self, conn: Connection, user_id: str, *, except_device: str | None = None
     ) -> list[str]:
         ended = sessions_db.delete_user_sessions(conn, user_id, except_device=except_device)
+        if self.device_deletion_hooks:
+            gone = [
+                d.device_id
+                for d in devices_db.list_devices(conn, user_id)
+                if d.device_id != except_device
+            ]
+            for hook in self.device_deletion_hooks:
+                hook(conn, user_id, gone)
         devices_db.delete_all_devices(conn, user_id, except_device=except_device)
         return ended
 
