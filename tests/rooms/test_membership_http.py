@@ -313,3 +313,29 @@ async def test_invite_state_names_the_inviter_pitfall_5(
     assert invite["content"]["is_direct"] is True
     assert by_key[("m.room.name", "")]["content"] == {"name": "Tea"}
     assert ("m.room.create", "") in by_key and ("m.room.join_rules", "") in by_key
+
+
+@pytest.mark.parametrize(
+    ("room", "status", "errcode"),
+    [("!unknown:test.example", 404, "M_NOT_FOUND"), ("bad-id", 400, "M_INVALID_PARAM")],
+)
+async def test_every_room_endpoint_on_unknown_or_malformed_rooms(
+    client: httpx.AsyncClient, register_user: RegisterUser, room: str, status: int, errcode: str
+) -> None:
+    alice = await make_user(client, register_user, "alice")
+    base = f"/rooms/{quote(room)}"
+    for response in [
+        await alice.post(f"{base}/join"),
+        await alice.post(f"{base}/leave"),
+        await alice.post(f"{base}/forget"),
+        await alice.get(f"{base}/members"),
+        await alice.get(f"{base}/joined_members"),
+        await alice.get(f"{base}/aliases"),
+        await alice.get(f"{base}/state"),
+        await alice.post(f"/knock/{quote(room)}"),
+        await alice.post(f"/join/{quote(room)}"),
+        await client.get(f"/_matrix/client/v3/directory/list/room/{quote(room)}"),
+        await alice.put(f"/directory/list/room/{quote(room)}", {"visibility": "public"}),
+    ]:
+        assert_error(response, status, errcode)
+    assert (await alice.get("/joined_rooms")).json() == {"joined_rooms": []}
