@@ -7,6 +7,7 @@ import itertools
 import pytest
 import sqlalchemy as sa
 import trio
+import trio.testing
 from dag_checks import ALICE, BOB, SERVER_NAME, SIGNING_KEY, build_room, fold_state, table_counts
 
 from homeserver.core.auth_rules import auth_types_for_event
@@ -300,3 +301,23 @@ async def test_oversized_event_is_refused_and_not_stored(
         room_id, "m.room.message", ALICE, {"body": "x" * 64_000}
     )
     assert len(event.pdu["content"]["body"]) == 64_000
+
+
+async def test_notifier_wakes_waiters_at_the_new_position(
+    service: EventCreationService, notifier: StreamNotifier
+) -> None:
+    room_id, history = await build_room(service, "10")
+    woke: list[int] = []
+
+    async def waiter() -> None:
+        await notifier.wait_for_position(history[-1].stream_ordering + 1)
+        woke.append(notifier.position)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        assert woke == []
+        event = await service.create_and_persist_event(room_id, "m.room.message", ALICE, {})
+    assert woke == [event.stream_ordering]
+    # Per-room locks are dropped once nobody holds or waits for them.
+    assert service._room_locks == {}
