@@ -149,11 +149,14 @@ async def test_event_failing_auth_persists_nothing(
     assert notifier.position == after_join["stream_position"]
 
 
+# Right after the event row, and at the very last write (current_state).
+@pytest.mark.parametrize("crash_point", ["insert_edges", "apply_current_state_delta"])
 @pytest.mark.parametrize("version", ["10", "12"])
 async def test_crash_inside_transaction_leaves_nothing(
     service: EventCreationService,
     store: EventStore,
     version: str,
+    crash_point: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     room_id, history = await build_room(service, version)
@@ -162,7 +165,7 @@ async def test_crash_inside_transaction_leaves_nothing(
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated crash after the event row")
 
-    monkeypatch.setattr(events_module, "insert_edges", crash)
+    monkeypatch.setattr(events_module, crash_point, crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         await service.create_and_persist_event(room_id, "m.room.topic", ALICE, {"topic": "t"}, "")
     assert await table_counts(store) == before
