@@ -302,14 +302,14 @@ class MembershipService:
         return state
 
 
-_TOPOLOGICAL = re.compile(r"t-?\d{1,18}-(\d{1,18})")
+_TOPOLOGICAL = re.compile(r"t-?\d{1,18}-(-?\d{1,18})")
 
 
 def _token_position(token: str) -> int:
     """The events-stream position of a sync token (``s…``) or a pagination token (``t…``)."""
     match = _TOPOLOGICAL.fullmatch(token)
     if match is not None:
-        return int(match.group(1))
+        return max(0, int(match.group(1)))
     try:
         return StreamToken.parse(token).events
     except MatrixError:

@@ -339,3 +339,17 @@ async def test_every_room_endpoint_on_unknown_or_malformed_rooms(
     ]:
         assert_error(response, status, errcode)
     assert (await alice.get("/joined_rooms")).json() == {"joined_rooms": []}
+
+
+async def test_members_at_pagination_token(
+    client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice, bob, _ = await trio_users(client, register_user)
+    room_id = await alice.create_room(preset="public_chat")
+    room = f"/rooms/{quote(room_id)}"
+    assert (await bob.post(f"{room}/join")).status_code == 200
+    # /messages backwards from "now": its end token points before the whole history.
+    page = (await alice.get(f"{room}/messages", params={"dir": "b", "limit": "1"})).json()
+    before_bob = page["end"]
+    members = (await alice.get(f"{room}/members", params={"at": before_bob})).json()["chunk"]
+    assert [e["state_key"] for e in members] == [alice.user_id]
