@@ -252,6 +252,11 @@ SCHEMAS: dict[str, Any] = {
     "Presence": obj(["presence"], presence={"type": "string", "enum": ["online", "offline", "unavailable"]},
                     last_active_ago=INT, status_msg={"type": ["string", "null"]}, currently_active=BOOL),
     "Capabilities": obj(["capabilities"], capabilities=OBJ),
+    "BackupVersion": obj(["algorithm", "auth_data", "count", "etag", "version"], algorithm=STR, auth_data=OBJ,
+                         count=INT, etag=STR, version=STR),
+    "BackupCounts": obj(["etag", "count"], etag=STR, count=INT),
+    "KeyBackupData": obj(["first_message_index", "forwarded_count", "is_verified", "session_data"],
+                         first_message_index=INT, forwarded_count=INT, is_verified=BOOL, session_data=OBJ),
 }
 
 # -- operations -----------------------------------------------------------------------
@@ -284,9 +289,12 @@ def op(
     raw_ok: str | None = None,
     raw_body: bool = False,
     r0: bool = True,
+    aliases: tuple[str, ...] | None = None,
     note: str = "",
+    raw_ok_type: str = "application/octet-stream",
 ) -> dict[str, Any]:
-    """One operation; ``r0`` says whether the same route is also served under /r0."""
+    """One operation. ``aliases``: the other prefixes (``r0``, ``unstable``) that serve
+    the same v3 route; ``r0=False`` is shorthand for none."""
     out: dict[str, Any] = {
         "summary": summary,
         "externalDocs": {"description": f"Matrix v1.11: {section}", "url": SPEC_URL},
@@ -311,7 +319,7 @@ def op(
     if raw_ok is not None:
         responses["200"] = {
             "description": raw_ok,
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {raw_ok_type: {"schema": {"type": "string", "format": "binary"}}},
         }
     else:
         responses["200"] = {
@@ -335,7 +343,7 @@ def op(
             continue
         responses[str(code)] = {"$ref": f"#/components/responses/E{code}"}
     out["responses"] = responses
-    out["x-r0"] = r0
+    out["x-aliases"] = list(aliases if aliases is not None else (("r0",) if r0 else ()))
     return out
 
 
@@ -592,9 +600,78 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
      op("Bridged protocols (none)", "GET /_matrix/client/v3/thirdparty/protocols", ok=OBJ)),
     ("GET", C + "/pushers", op("Pushers (none)", "GET /_matrix/client/v3/pushers",
                                ok=obj(["pushers"], pushers=array(OBJ)))),
+    # end-to-end encryption: keys, cross-signing, to-device, key backup
+    ("POST", C + "/keys/upload",
+     op("Upload device and one-time keys", "POST /_matrix/client/v3/keys/upload",
+        body=obj(None, device_keys=OBJ, one_time_keys=OBJ, fallback_keys=OBJ),
+        ok=obj(["one_time_key_counts"], one_time_key_counts={"type": "object", "additionalProperties": INT}))),
+    ("POST", C + "/keys/query",
+     op("Download device and cross-signing keys", "POST /_matrix/client/v3/keys/query",
+        body=obj(["device_keys"], device_keys={"type": "object", "additionalProperties": array(STR)}, timeout=INT),
+        ok=obj(["device_keys"], device_keys=OBJ, failures=OBJ, master_keys=OBJ, self_signing_keys=OBJ,
+               user_signing_keys=OBJ))),
+    ("POST", C + "/keys/claim",
+     op("Claim one-time keys", "POST /_matrix/client/v3/keys/claim",
+        body=obj(["one_time_keys"], one_time_keys=OBJ, timeout=INT),
+        ok=obj(["one_time_keys"], one_time_keys=OBJ, failures=OBJ))),
+    ("GET", C + "/keys/changes",
+     op("Users whose devices changed between two sync tokens", "GET /_matrix/client/v3/keys/changes",
+        ok=obj(["changed", "left"], changed=array(STR), left=array(STR)),
+        query={"from": string_param(required=True), "to": string_param(required=True)})),
+    ("POST", C + "/keys/signatures/upload",
+     op("Upload cross-signing signatures", "POST /_matrix/client/v3/keys/signatures/upload",
+        body=OBJ, ok=obj(None, failures=OBJ))),
+    ("POST", C + "/keys/device_signing/upload",
+     op("Upload cross-signing keys", "POST /_matrix/client/v3/keys/device_signing/upload", uia=True,
+        body=obj(None, master_key=OBJ, self_signing_key=OBJ, user_signing_key=OBJ, auth=ref("AuthenticationData")),
+        aliases=("unstable",))),
+    ("PUT", C + "/sendToDevice/{eventType}/{txnId}",
+     op("Send to-device messages", "PUT /_matrix/client/v3/sendToDevice/{eventType}/{txnId}",
+        body=obj(["messages"], messages={"type": "object", "additionalProperties": OBJ}))),
+    ("POST", C + "/room_keys/version",
+     op("Create a key backup version", "POST /_matrix/client/v3/room_keys/version",
+        body=obj(["algorithm", "auth_data"], algorithm=STR, auth_data=OBJ), ok=obj(["version"], version=STR),
+        aliases=("r0", "unstable"))),
     ("GET", C + "/room_keys/version",
-     op("Key backup version: always 404 (no backup)", "GET /_matrix/client/v3/room_keys/version",
-        errors=(404,))),
+     op("Current key backup version", "GET /_matrix/client/v3/room_keys/version", ok=ref("BackupVersion"),
+        errors=(404,), aliases=("r0", "unstable"))),
+    ("GET", C + "/room_keys/version/{version}",
+     op("A key backup version", "GET /_matrix/client/v3/room_keys/version/{version}", ok=ref("BackupVersion"),
+        errors=(404,), aliases=("r0", "unstable"))),
+    ("PUT", C + "/room_keys/version/{version}",
+     op("Update a key backup version's auth data", "PUT /_matrix/client/v3/room_keys/version/{version}",
+        body=obj(["algorithm", "auth_data"], algorithm=STR, auth_data=OBJ, version=STR), errors=(404,),
+        aliases=("r0", "unstable"))),
+    ("DELETE", C + "/room_keys/version/{version}",
+     op("Delete a key backup version", "DELETE /_matrix/client/v3/room_keys/version/{version}", errors=(404,),
+        aliases=("r0", "unstable"))),
+    *[
+        (method, C + "/room_keys/keys" + suffix,
+         op(f"{verb} backed-up keys" + (" of a room" if suffix == "/{roomId}" else " of a session" if suffix else ""),
+            f"{method} /_matrix/client/v3/room_keys/keys" + suffix,
+            body=(None if method != "PUT" else ref("KeyBackupData") if "session" in suffix
+                  else obj(["sessions"], sessions=OBJ) if suffix else obj(["rooms"], rooms=OBJ)),
+            ok=(ref("BackupCounts") if method != "GET" else ref("KeyBackupData") if "session" in suffix
+                else obj(["sessions"], sessions=OBJ) if suffix else obj(["rooms"], rooms=OBJ)),
+            errors=(403, 404), query={"version": string_param(required=True)}, aliases=("r0", "unstable")))
+        for method, verb in (("PUT", "Store"), ("GET", "Read"), ("DELETE", "Delete"))
+        for suffix in ("", "/{roomId}", "/{roomId}/{sessionId}")
+    ],
+    # the reference web client (not part of the Matrix API)
+    ("GET", "/", op("The web client's index.html", "not Matrix: Plait's reference web client", auth=False,
+                    raw_ok="HTML", raw_ok_type="text/html", r0=False)),
+    ("GET", "/{path}",
+     op("Web client files; any other path not under /_matrix/ or /.well-known/ answers index.html",
+        "not Matrix: Plait's reference web client", auth=False, raw_ok="A file of the web client",
+        errors=(404,), r0=False,
+        note="`{path}` spans any number of segments. Paths under /_matrix/, /.well-known/, /_synapse/ "
+        "and /_plait/ that no endpoint serves answer 404 M_UNRECOGNIZED.")),
+    *[
+        (method, "/{path}",
+         op("No endpoint: always 404 M_UNRECOGNIZED", "API Standards: unknown endpoints", auth=False,
+            errors=(404,), r0=False, note="Routed so that unknown paths answer 404, not 405."))
+        for method in ("POST", "PUT", "DELETE", "PATCH")
+    ],
     # media
     ("POST", MEDIA_V3 + "/upload",
      op("Upload content", "POST /_matrix/media/v3/upload", raw_body=True, ok=ref("ContentUri"),
@@ -654,10 +731,10 @@ def build() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for method, path, operation in OPERATIONS:
         operation = json.loads(json.dumps(operation))
-        r0 = operation.pop("x-r0")
+        aliases = operation.pop("x-aliases")
         variants = [(path, False)]
-        if r0 and path.startswith(C):
-            variants.append(("/_matrix/client/r0" + path[len(C):], True))
+        if path.startswith(C):
+            variants += [(f"/_matrix/client/{a}" + path[len(C):], True) for a in aliases]
         for p, deprecated in variants:
             entry = paths.setdefault(p, {})
             params = path_parameters(p)
@@ -666,7 +743,7 @@ def build() -> dict[str, Any]:
             o = dict(operation)
             if deprecated:
                 o["deprecated"] = True
-                o["description"] = (o.get("description", "") + " Legacy r0 alias of the v3 endpoint.").strip()
+                o["description"] = (o.get("description", "") + " Alias of the v3 endpoint.").strip()
             o["operationId"] = f"{method.lower()}_{p.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"
             if method.lower() in entry:
                 raise ValueError(f"duplicate operation {method} {p}")
