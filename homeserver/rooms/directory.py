@@ -27,7 +27,6 @@ from homeserver.storage import directory as store
 from homeserver.storage import rooms as rooms_db
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore, StoredEvent
-from homeserver.storage.state import StateKey
 
 MAX_ALIAS_BYTES = 255
 MAX_PUBLIC_ROOMS_LIMIT = 500
@@ -74,34 +73,34 @@ def _content(event: StoredEvent | None) -> Mapping[str, Any]:
 
 
 def room_summary(
-    room_id: str, state: Mapping[StateKey, StoredEvent], joined: int
+    room_id: str, state: Mapping[str, Mapping[str, Any]], joined: int
 ) -> dict[str, Any]:
-    """A ``/publicRooms`` chunk entry (``PublishedRoomsChunk``) from the room's current state."""
+    """A ``/publicRooms`` chunk entry (``PublishedRoomsChunk``) from the contents of the
+    room's current summary state, by event type (all with the empty state key)."""
+
+    def field(event_type: str, key: str) -> Any:
+        return state.get(event_type, {}).get(key)
+
     entry: dict[str, Any] = {
         "room_id": room_id,
         "num_joined_members": joined,
-        "world_readable": _content(state.get(("m.room.history_visibility", ""))).get(
-            "history_visibility"
-        )
+        "world_readable": field("m.room.history_visibility", "history_visibility")
         == "world_readable",
-        "guest_can_join": _content(state.get(("m.room.guest_access", ""))).get("guest_access")
-        == "can_join",
+        "guest_can_join": field("m.room.guest_access", "guest_access") == "can_join",
     }
-    name = _content(state.get(("m.room.name", ""))).get("name")
-    if isinstance(name, str) and name:
-        entry["name"] = name
-    topic = _content(state.get(("m.room.topic", ""))).get("topic")
-    if isinstance(topic, str) and topic:
-        entry["topic"] = topic
-    alias = _content(state.get(("m.room.canonical_alias", ""))).get("alias")
-    if isinstance(alias, str) and alias:
-        entry["canonical_alias"] = alias
-    avatar = _content(state.get(("m.room.avatar", ""))).get("url")
-    if isinstance(avatar, str) and avatar:
-        entry["avatar_url"] = avatar
-    join_rule = _content(state.get(("m.room.join_rules", ""))).get("join_rule")
+    for event_type, key, name in (
+        ("m.room.name", "name", "name"),
+        ("m.room.topic", "topic", "topic"),
+        ("m.room.canonical_alias", "alias", "canonical_alias"),
+        ("m.room.avatar", "url", "avatar_url"),
+    ):
+        value = field(event_type, key)
+        # An empty name counts as no name (matrix_brief 6 #6).
+        if isinstance(value, str) and value:
+            entry[name] = value
+    join_rule = field("m.room.join_rules", "join_rule")
     entry["join_rule"] = join_rule if isinstance(join_rule, str) else "invite"
-    room_type = _content(state.get(("m.room.create", ""))).get("type")
+    room_type = field("m.room.create", "type")
     if isinstance(room_type, str):
         entry["room_type"] = room_type
     return entry
@@ -199,10 +198,10 @@ class DirectoryService:
         offset = _parse_since(query.since)
         room_ids = await self.public_room_ids()
         counts = await self.database.read(lambda conn: rooms_db.joined_counts(conn, room_ids))
+        states = await self.database.read(lambda conn: rooms_db.summary_state(conn, room_ids))
         entries = []
         for room_id in room_ids:
-            state = await self.event_store.get_current_state(room_id)
-            entry = room_summary(room_id, state, counts.get(room_id, 0))
+            entry = room_summary(room_id, states.get(room_id, {}), counts.get(room_id, 0))
             if _matches(entry, query):
                 entries.append(entry)
         entries.sort(key=lambda e: (-e["num_joined_members"], e["room_id"]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import sqlalchemy as sa
@@ -162,4 +163,40 @@ def public_join_rule_rooms(conn: Connection) -> set[str]:
         content = json.loads(row.json).get("content", {})
         if isinstance(content, dict) and content.get("join_rule") == "public":
             out.add(row.room_id)
+    return out
+
+
+# The state a room-directory entry is built from (spec PublishedRoomsChunk).
+SUMMARY_TYPES = (
+    "m.room.create",
+    "m.room.name",
+    "m.room.topic",
+    "m.room.canonical_alias",
+    "m.room.avatar",
+    "m.room.join_rules",
+    "m.room.history_visibility",
+    "m.room.guest_access",
+)
+
+
+def summary_state(
+    conn: Connection, room_ids: Sequence[str]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """room_id -> event type -> content of the rooms' current summary state, in one query."""
+    out: dict[str, dict[str, dict[str, Any]]] = {room_id: {} for room_id in room_ids}
+    ids = list(room_ids)
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(
+            sa.select(current_state.c.room_id, current_state.c.type, events.c.json)
+            .join(events, events.c.event_id == current_state.c.event_id)
+            .where(
+                current_state.c.room_id.in_(ids[start : start + 500]),
+                current_state.c.type.in_(SUMMARY_TYPES),
+                current_state.c.state_key == "",
+            )
+        ).all()
+        for row in rows:
+            content = json.loads(row.json).get("content")
+            if isinstance(content, dict):
+                out[row.room_id][row.type] = content
     return out
