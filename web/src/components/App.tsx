@@ -1,0 +1,52 @@
+import { useEffect } from "react";
+import { useStore } from "../store";
+import { Login } from "./Login";
+import { RoomView } from "./RoomView";
+import { Sidebar } from "./Sidebar";
+
+export function App() {
+  const phase = useStore((s) => s.phase);
+  const theme = useStore((s) => s.theme);
+  const connected = useStore((s) => s.connected);
+  const currentRoomId = useStore((s) => s.currentRoomId);
+  const error = useStore((s) => s.error);
+
+  useEffect(() => {
+    if (theme === "system") delete document.documentElement.dataset["theme"];
+    else document.documentElement.dataset["theme"] = theme;
+  }, [theme]);
+
+  if (phase === "login") return <Login />;
+  if (phase === "syncing") {
+    return (
+      <main className="loading" aria-busy="true">
+        <p>Connecting…</p>
+      </main>
+    );
+  }
+  return (
+    <div className={"app" + (currentRoomId ? " has-room" : "")}>
+      {!connected && (
+        <div className="offline" role="status" data-testid="offline-banner">
+          Offline: reconnecting… Messages you send are kept and go out when the connection is back.
+        </div>
+      )}
+      {error && (
+        <div className="toast" role="alert">
+          <span>{error}</span>
+          <button className="link" onClick={() => useStore.getState().setError(undefined)}>
+            Dismiss
+          </button>
+        </div>
+      )}
+      <Sidebar />
+      {currentRoomId ? (
+        <RoomView key={currentRoomId} roomId={currentRoomId} />
+      ) : (
+        <section className="room empty-room">
+          <p>Pick a room, or create one.</p>
+        </section>
+      )}
+    </div>
+  );
+}

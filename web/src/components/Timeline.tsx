@@ -1,0 +1,317 @@
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
+import { displayName } from "../matrix/rooms";
+import type { MatrixEvent, Room } from "../matrix/types";
+import { buildView, stripReplyFallback, type ViewItem } from "../matrix/view";
+import { getClient, useStore } from "../store";
+import { Markdown } from "./Markdown";
+
+const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉"];
+
+export function dayLabel(ts: number, now = Date.now()): string {
+  const d = new Date(ts);
+  const today = new Date(now);
+  const sameDay = (a: Date, b: Date) => a.toDateString() === b.toDateString();
+  if (sameDay(d, today)) return "Today";
+  const yesterday = new Date(now - 86400000);
+  if (sameDay(d, yesterday)) return "Yesterday";
+  return d.toLocaleDateString(undefined, { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+}
+
+function timeLabel(ts: number): string {
+  return new Date(ts).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+}
+
+export function Timeline({ room, me }: { room: Room; me: string }) {
+  const view = useMemo(() => buildView(room.timeline, me), [room.timeline, me]);
+  const scroller = useRef<HTMLDivElement>(null);
+  const atBottom = useRef(true);
+  const [showJump, setShowJump] = useState(false);
+  const prevHeight = useRef<{ first: string | undefined; height: number }>({ first: undefined, height: 0 });
+  const paginate = useStore((s) => s.paginate);
+
+  // Keep the view still when history is prepended, and follow new messages at the bottom.
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el) return;
+    const first = view[0]?.item.id;
+    if (prevHeight.current.first !== undefined && first !== prevHeight.current.first && !atBottom.current) {
+      el.scrollTop += el.scrollHeight - prevHeight.current.height;
+    } else if (atBottom.current) {
+      el.scrollTop = el.scrollHeight;
+    }
+    prevHeight.current = { first, height: el.scrollHeight };
+  }, [view]);
+
+  // Fill the screen: fetch history until it scrolls or the room's start is reached.
+  useEffect(() => {
+    const el = scroller.current;
+    if (el && room.moreHistory && el.scrollHeight <= el.clientHeight + 40) void paginate(room.roomId);
+  }, [view, room.moreHistory, room.roomId, paginate]);
+
+  function onScroll() {
+    const el = scroller.current;
+    if (!el) return;
+    atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    setShowJump(!atBottom.current);
+    prevHeight.current.height = el.scrollHeight;
+    if (el.scrollTop < 200 && room.moreHistory) void paginate(room.roomId);
+  }
+
+  function jump() {
+    const el = scroller.current;
+    if (!el) return;
+    el.scrollTop = el.scrollHeight;
+    atBottom.current = true;
+    setShowJump(false);
+  }
+
+  const byId = useMemo(() => new Map(room.timeline.map((t) => [t.event.event_id, t.event])), [room.timeline]);
+  const readers = useMemo(() => {
+    const out = new Map<string, string[]>();
+    for (const [userId, eventId] of Object.entries(room.receipts)) {
+      if (userId === me) continue;
+      out.set(eventId, [...(out.get(eventId) ?? []), userId]);
+    }
+    return out;
+  }, [room.receipts, me]);
+
+  let lastDay = "";
+  let lastSender = "";
+  return (
+    <div className="timeline-wrap">
+      <div className="timeline" ref={scroller} onScroll={onScroll} role="log" aria-label="Messages" aria-live="polite">
+        {room.moreHistory ? (
+          <p className="history-note">Loading history…</p>
+        ) : (
+          <p className="history-note">This is the start of the room.</p>
+        )}
+        {view.map((v) => {
+          const day = dayLabel(v.event.origin_server_ts);
+          const newDay = day !== lastDay;
+          lastDay = day;
+          const grouped = !newDay && lastSender === v.event.sender && isMessage(v.event);
+          lastSender = isMessage(v.event) ? v.event.sender : "";
+          const seenBy = readers.get(v.event.event_id);
+          return (
+            <div key={v.item.id}>
+              {newDay && (
+                <div className="day" role="separator">
+                  <span>{day}</span>
+                </div>
+              )}
+              {isMessage(v.event) ? (
+                <Message v={v} room={room} me={me} grouped={grouped} replyEvent={v.replyTo ? byId.get(v.replyTo) : undefined} />
+              ) : (
+                <StateRow ev={v.event} room={room} />
+              )}
+              {seenBy && (
+                <div className="seen" data-testid="seen-by">
+                  Seen by {seenBy.map((u) => displayName(room, u)).join(", ")}
+                </div>
+              )}
+            </div>
+          );
+        })}
+      </div>
+      {showJump && (
+        <button className="jump" onClick={jump}>
+          Jump to latest ↓
+        </button>
+      )}
+    </div>
+  );
+}
+
+function isMessage(ev: MatrixEvent): boolean {
+  return ev.type === "m.room.message" || ev.type === "m.room.encrypted" || ev.type === "m.sticker";
+}
+
+function StateRow({ ev, room }: { ev: MatrixEvent; room: Room }) {
+  const who = displayName(room, ev.sender);
+  const c = ev.content;
+  let text = "";
+  switch (ev.type) {
+    case "m.room.create":
+      text = `${who} created the room`;
+      break;
+    case "m.room.name":
+      text = `${who} named the room "${String(c["name"] ?? "")}"`;
+      break;
+    case "m.room.topic":
+      text = `${who} set the topic: ${String(c["topic"] ?? "")}`;
+      break;
+    case "m.room.encryption":
+      text = `${who} turned on end-to-end encryption`;
+      break;
+    case "m.room.member": {
+      const target = String(c["displayname"] ?? ev.state_key ?? "");
+      const m = c["membership"];
+      text =
+        m === "join"
+          ? `${target} joined`
+          : m === "invite"
+            ? `${who} invited ${target}`
+            : m === "leave"
+              ? ev.sender === ev.state_key
+                ? `${who} left`
+                : `${who} removed ${ev.state_key ?? ""}`
+              : m === "ban"
+                ? `${who} banned ${ev.state_key ?? ""}`
+                : `${target}: ${String(m)}`;
+      break;
+    }
+  }
+  return <div className="state-row">{text}</div>;
+}
+
+function Message({
+  v,
+  room,
+  me,
+  grouped,
+  replyEvent,
+}: {
+  v: ViewItem;
+  room: Room;
+  me: string;
+  grouped: boolean;
+  replyEvent: MatrixEvent | undefined;
+}) {
+  const { event: ev, item } = v;
+  const mine = ev.sender === me;
+  const local = item.status !== undefined && item.status !== "sent";
+  const { setReplyTo, setEditing, redact, react, retry } = useStore.getState();
+  const editing = useStore((s) => s.editing === ev.event_id);
+  return (
+    <article
+      className={"msg" + (grouped ? " grouped" : "") + (mine ? " mine" : "") + (local ? " local" : "")}
+      data-event-id={ev.event_id}
+      data-status={item.status ?? "remote"}
+    >
+      {!grouped && (
+        <header>
+          <span className="sender">{displayName(room, ev.sender)}</span>
+          <time dateTime={new Date(ev.origin_server_ts).toISOString()}>{timeLabel(ev.origin_server_ts)}</time>
+        </header>
+      )}
+      {v.replyTo && (
+        <blockquote className="reply-quote">
+          {replyEvent ? (
+            <>
+              <strong>{displayName(room, replyEvent.sender)}</strong> {String(replyEvent.content["body"] ?? "")}
+            </>
+          ) : (
+            "In reply to an earlier message"
+          )}
+        </blockquote>
+      )}
+      <div className="body">
+        <Body v={v} />
+        {v.edited && <span className="edited"> (edited)</span>}
+      </div>
+      {v.reactions.length > 0 && (
+        <div className="reactions">
+          {v.reactions.map((r) => (
+            <button
+              key={r.key}
+              className={"reaction" + (r.mine ? " mine" : "")}
+              title={r.senders.map((u) => displayName(room, u)).join(", ")}
+              onClick={() => (r.mine ? redact(room.roomId, r.mine) : react(room.roomId, ev.event_id, r.key))}
+            >
+              {r.key} <span className="count">{r.count}</span>
+            </button>
+          ))}
+        </div>
+      )}
+      {item.status === "sending" && <span className="status">Sending…</span>}
+      {item.status === "failed" && (
+        <span className="status failed">
+          Not sent.{" "}
+          <button className="link" onClick={() => item.txnId && retry(room.roomId, item.txnId)}>
+            Retry
+          </button>
+        </span>
+      )}
+      {!local && !v.redacted && !ev.event_id.startsWith("~") && ev.type === "m.room.message" && (
+        <div className="tools" role="toolbar" aria-label="Message actions">
+          {QUICK_REACTIONS.map((k) => (
+            <button key={k} title={`React ${k}`} onClick={() => react(room.roomId, ev.event_id, k)}>
+              {k}
+            </button>
+          ))}
+          <button title="Reply" onClick={() => setReplyTo(ev.event_id)}>
+            ↩
+          </button>
+          {mine && v.content["msgtype"] === "m.text" && (
+            <button title="Edit" onClick={() => setEditing(editing ? undefined : ev.event_id)}>
+              ✎
+            </button>
+          )}
+          {mine && (
+            <button
+              title="Delete"
+              onClick={() => {
+                if (globalThis.confirm?.("Delete this message?") ?? true) redact(room.roomId, ev.event_id);
+              }}
+            >
+              🗑
+            </button>
+          )}
+        </div>
+      )}
+    </article>
+  );
+}
+
+function Body({ v }: { v: ViewItem }) {
+  if (v.redacted) return <em className="muted">Message deleted</em>;
+  if (v.event.type === "m.room.encrypted")
+    return <em className="muted">🔒 Encrypted message: this client cannot read it yet</em>;
+  const c = v.content;
+  const body = typeof c["body"] === "string" ? c["body"] : "";
+  if (c["msgtype"] === "m.image") return <ImageBody v={v} />;
+  if (c["msgtype"] === "m.emote") {
+    return (
+      <span className="emote">
+        * <Markdown text={body} />
+      </span>
+    );
+  }
+  return (
+    <span className={c["msgtype"] === "m.notice" ? "notice" : undefined}>
+      <Markdown text={v.replyTo ? stripReplyFallback(body) : body} />
+    </span>
+  );
+}
+
+function ImageBody({ v }: { v: ViewItem }) {
+  const url = typeof v.content["url"] === "string" ? v.content["url"] : undefined;
+  const [src, setSrc] = useState<string | undefined>(v.item.localUrl);
+  const [failed, setFailed] = useState(false);
+  useEffect(() => {
+    if (v.item.localUrl || !url) return;
+    let objectUrl: string | undefined;
+    let live = true;
+    getClient()
+      ?.thumbnail(url, 640, 480)
+      .then((blob) => {
+        if (!live) return;
+        objectUrl = URL.createObjectURL(blob);
+        setSrc(objectUrl);
+      })
+      .catch(() => live && setFailed(true));
+    return () => {
+      live = false;
+      if (objectUrl) URL.revokeObjectURL(objectUrl);
+    };
+  }, [url, v.item.localUrl]);
+  const alt = typeof v.content["body"] === "string" ? v.content["body"] : "image";
+  return (
+    <figure className="image">
+      {src ? <img src={src} alt={alt} /> : <div className="image-placeholder">{failed ? "Image unavailable" : "Loading image…"}</div>}
+      {v.item.progress !== undefined && v.item.progress < 1 && (
+        <progress value={v.item.progress} max={1} aria-label="Upload progress" />
+      )}
+    </figure>
+  );
+}
