@@ -12,6 +12,7 @@ from client_api import presence, receipts, starter, typing
 from client_api import filters, messages, sync
 from client_api import account_data, directory, membership, rooms
 from client_api import keys, room_keys, to_device
+from client_api import web
 from homeserver.accounts.auth import Requester, require_user
 from homeserver.homeserver import HomeServer
 from homeserver.http.router import Router
@@ -31,4 +32,5 @@ def build_router(hs: HomeServer) -> Router:
         module.add_routes(router, hs)
     for module in (keys, to_device, room_keys):
         module.add_routes(router, hs)
+    web.add_routes(router, hs)  # last: the web client at / and its catch-all
     return router
