@@ -44,11 +44,15 @@ class StateGroupCache:
     """An LRU of committed state groups: group id -> full state map.
 
     Groups never change once committed, so entries never go stale; the cache
-    only bounds memory.
+    only bounds memory, by groups and by the total number of (type, state_key)
+    entries: in a large room every state event adds a group as large as the
+    room's state, and a count of groups alone would not bound memory.
     """
 
-    def __init__(self, max_entries: int = 2000) -> None:
+    def __init__(self, max_entries: int = 2000, max_keys: int = 1_000_000) -> None:
         self._max = max_entries
+        self._max_keys = max_keys
+        self._keys = 0
         self._entries: OrderedDict[int, dict[StateKey, str]] = OrderedDict()
         # Read from database worker threads as well as the trio thread.
         self._lock = threading.Lock()
@@ -68,10 +72,26 @@ class StateGroupCache:
 
     def put(self, group: int, state: Mapping[StateKey, str]) -> None:
         with self._lock:
+            old = self._entries.pop(group, None)
+            if old is not None:
+                self._keys -= len(old)
             self._entries[group] = dict(state)
-            self._entries.move_to_end(group)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            self._keys += len(state)
+            # The newest entry always stays, however large.
+            while len(self._entries) > 1 and (
+                len(self._entries) > self._max or self._keys > self._max_keys
+            ):
+                _, evicted = self._entries.popitem(last=False)
+                self._keys -= len(evicted)
+
+    def statistics(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "groups": len(self._entries),
+                "keys": self._keys,
+                "hits": self.hits,
+                "misses": self.misses,
+            }
 
 
 def diff_state(old: StateMap, new: StateMap) -> dict[StateKey, str | None]:

@@ -124,3 +124,19 @@ async def test_cache_serves_and_shortens_reads(database: Database) -> None:
 async def test_unknown_group_raises(database: Database) -> None:
     with pytest.raises(KeyError):
         await database.read(lambda c: load_state_group(c, 424242))
+
+
+def test_cache_is_bounded_by_total_keys() -> None:
+    cache = StateGroupCache(max_entries=100, max_keys=10)
+    cache.put(1, {("a", str(i)): "$x" for i in range(4)})
+    cache.put(2, {("b", str(i)): "$x" for i in range(4)})
+    assert cache.statistics()["keys"] == 8
+    cache.put(3, {("c", str(i)): "$x" for i in range(4)})
+    # 12 keys > 10: the least recently used group goes.
+    assert cache.get(1) is None and cache.get(2) is not None and cache.get(3) is not None
+    assert cache.statistics()["keys"] == 8
+    cache.put(4, {("d", str(i)): "$x" for i in range(50)})
+    # One group larger than the bound is still kept, alone.
+    stats = cache.statistics()
+    assert (stats["groups"], stats["keys"]) == (1, 50)
+    assert cache.get(4) is not None
