@@ -158,6 +158,35 @@ async def test_main_endpoints_answer_as_documented(client: httpx.AsyncClient) ->
     await call(client, "GET", "/_matrix/client/v1/media/config", token=token)
     await call(client, "POST", "/_matrix/media/v1/create", token=token)
 
+    # End-to-end encryption endpoints, with bodies that need no real keys.
+    await call(client, "POST", C + "/keys/upload", token=token, json_body={})
+    await call(
+        client,
+        "POST",
+        C + "/keys/query",
+        token=token,
+        json_body={"device_keys": {alice["user_id"]: []}},
+    )
+    await call(client, "POST", C + "/keys/claim", token=token, json_body={"one_time_keys": {}})
+    await call(
+        client,
+        "GET",
+        C + "/keys/changes",
+        token=token,
+        params={"from": sync1["next_batch"], "to": sync2["next_batch"]},
+    )
+    await call(
+        client,
+        "PUT",
+        C + "/sendToDevice/{eventType}/{txnId}",
+        token=token,
+        json_body={"messages": {}},
+        eventType="m.room_key_request",
+        txnId="d1",
+    )
+    body = await call(client, "GET", C + "/room_keys/version", token=token, expect=404)
+    assert body["errcode"] == "M_NOT_FOUND"
+
 
 async def test_error_answers_use_the_error_schema(client: httpx.AsyncClient) -> None:
     # Unknown path: 404 M_UNRECOGNIZED (validated against the shared Error schema).
