@@ -13,7 +13,7 @@ from typing import Any
 
 from client_api import validation as v
 from homeserver.accounts.auth import require_user
-from homeserver.errors import invalid_param
+from homeserver.errors import MatrixError, invalid_param, not_found
 from homeserver.homeserver import HomeServer
 from homeserver.http.router import Router
 from homeserver.http.types import Request, Response
@@ -36,11 +36,24 @@ def add_routes(router: Router, hs: HomeServer) -> None:
         check_room_id(room_id_or_alias)
         return room_id_or_alias
 
+    def remote_hint(request: Request, room_id: str) -> bool:
+        """Whether the client points at another server (room ID domain, ``via``, ``server_name``)."""
+        servers = request.query.get("via", []) + request.query.get("server_name", [])
+        _, sep, domain = room_id.partition(":")
+        return any(s != hs.server_name for s in servers) or bool(sep and domain != hs.server_name)
+
     async def join_by_id_or_alias(request: Request) -> Response:
         requester = await require_user(hs, request)
         reason = reason_of(request.json())
         room_id = await resolve(request.path_params["roomIdOrAlias"])
-        await hs.membership.join(requester.user_id, room_id, reason)
+        try:
+            await hs.membership.join(requester.user_id, room_id, reason)
+        except MatrixError as exc:
+            if exc.errcode == "M_NOT_FOUND" and remote_hint(request, room_id):
+                raise not_found(
+                    "Joining rooms on other servers needs federation (not supported yet)"
+                ) from None
+            raise
         return Response.json({"room_id": room_id})
 
     async def join(request: Request) -> Response:

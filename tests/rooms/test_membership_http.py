@@ -63,6 +63,9 @@ async def test_join_public_room_by_alias(
     assert response.json() == {"room_id": room_id}
     response = await bob.post(f"/join/{quote(room_id)}?via=test.example&server_name=x")
     assert response.json() == {"room_id": room_id}
+    remote = await bob.post(f"/join/{quote('!r:elsewhere.example')}?via=elsewhere.example")
+    body = assert_error(remote, 404, "M_NOT_FOUND")
+    assert "federation" in body["error"]
 
 
 @pytest.mark.parametrize(
