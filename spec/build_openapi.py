@@ -53,7 +53,10 @@ SCHEMAS: dict[str, Any] = {
             "errcode": {"type": "string", "pattern": "^M_[A-Z_]+$"},
             "error": STR,
             "retry_after_ms": {**INT, "description": "Only with M_LIMIT_EXCEEDED."},
-            "soft_logout": {**BOOL, "description": "Only with M_UNKNOWN_TOKEN for an expired token."},
+            "soft_logout": {
+                **BOOL,
+                "description": "Only with M_UNKNOWN_TOKEN for an expired token.",
+            },
         },
     },
     "AuthenticationResponse": {
@@ -72,7 +75,10 @@ SCHEMAS: dict[str, Any] = {
     },
     "AuthenticationData": obj(
         None,
-        type={"type": "string", "enum": ["m.login.dummy", "m.login.password", "m.login.registration_token"]},
+        type={
+            "type": "string",
+            "enum": ["m.login.dummy", "m.login.password", "m.login.registration_token"],
+        },
         session=STR,
         token={**STR, "description": "m.login.registration_token only"},
         password={**STR, "description": "m.login.password only"},
@@ -142,7 +148,9 @@ SCHEMAS: dict[str, Any] = {
         unread_notifications=obj(None, notification_count=INT, highlight_count=INT),
     ),
     "InvitedRoom": obj(None, invite_state=obj(None, events=array(ref("StrippedStateEvent")))),
-    "LeftRoom": obj(None, timeline=ref("Timeline"), state=ref("StateList"), account_data=ref("EventList")),
+    "LeftRoom": obj(
+        None, timeline=ref("Timeline"), state=ref("StateList"), account_data=ref("EventList")
+    ),
     "SyncResponse": {
         "type": "object",
         "description": "Matrix: GET /sync response (sync.yaml).",
@@ -226,16 +234,27 @@ SCHEMAS: dict[str, Any] = {
         initial_device_display_name=STR,
         refresh_token=BOOL,
     ),
-    "RefreshResponse": obj(["access_token"], access_token=STR, refresh_token=STR, expires_in_ms=INT),
+    "RefreshResponse": obj(
+        ["access_token"], access_token=STR, refresh_token=STR, expires_in_ms=INT
+    ),
     "WhoamiResponse": obj(["user_id"], user_id=STR, device_id=STR, is_guest=BOOL),
     "VersionsResponse": obj(
-        ["versions"], versions=array(STR), unstable_features={"type": "object", "additionalProperties": BOOL}
+        ["versions"],
+        versions=array(STR),
+        unstable_features={"type": "object", "additionalProperties": BOOL},
     ),
-    "Device": obj(["device_id"], device_id=STR, display_name={"type": ["string", "null"]},
-                  last_seen_ip={"type": ["string", "null"]}, last_seen_ts={"type": ["integer", "null"]}),
+    "Device": obj(
+        ["device_id"],
+        device_id=STR,
+        display_name={"type": ["string", "null"]},
+        last_seen_ip={"type": ["string", "null"]},
+        last_seen_ts={"type": ["integer", "null"]},
+    ),
     "Profile": obj(None, displayname=STR, avatar_url=STR),
     # Plait answers null for an unset name or avatar (Matrix omits the key).
-    "RoomMember": obj(None, display_name={"type": ["string", "null"]}, avatar_url={"type": ["string", "null"]}),
+    "RoomMember": obj(
+        None, display_name={"type": ["string", "null"]}, avatar_url={"type": ["string", "null"]}
+    ),
     "PublicRoomsResponse": obj(
         ["chunk"], chunk=array(OBJ), next_batch=STR, prev_batch=STR, total_room_count_estimate=INT
     ),
@@ -244,19 +263,47 @@ SCHEMAS: dict[str, Any] = {
         ["content_uri"], content_uri={"type": "string", "pattern": "^mxc://"}, unused_expires_at=INT
     ),
     "MediaConfig": obj(None, **{"m.upload.size": INT}),
-    "PushRule": obj(["rule_id", "default", "enabled", "actions"], rule_id=STR, default=BOOL,
-                    enabled=BOOL, actions=array({}), conditions=array(OBJ), pattern=STR),
-    "PushRuleset": obj(None, content=array(ref("PushRule")), override=array(ref("PushRule")),
-                       room=array(ref("PushRule")), sender=array(ref("PushRule")),
-                       underride=array(ref("PushRule"))),
-    "Presence": obj(["presence"], presence={"type": "string", "enum": ["online", "offline", "unavailable"]},
-                    last_active_ago=INT, status_msg={"type": ["string", "null"]}, currently_active=BOOL),
+    "PushRule": obj(
+        ["rule_id", "default", "enabled", "actions"],
+        rule_id=STR,
+        default=BOOL,
+        enabled=BOOL,
+        actions=array({}),
+        conditions=array(OBJ),
+        pattern=STR,
+    ),
+    "PushRuleset": obj(
+        None,
+        content=array(ref("PushRule")),
+        override=array(ref("PushRule")),
+        room=array(ref("PushRule")),
+        sender=array(ref("PushRule")),
+        underride=array(ref("PushRule")),
+    ),
+    "Presence": obj(
+        ["presence"],
+        presence={"type": "string", "enum": ["online", "offline", "unavailable"]},
+        last_active_ago=INT,
+        status_msg={"type": ["string", "null"]},
+        currently_active=BOOL,
+    ),
     "Capabilities": obj(["capabilities"], capabilities=OBJ),
-    "BackupVersion": obj(["algorithm", "auth_data", "count", "etag", "version"], algorithm=STR, auth_data=OBJ,
-                         count=INT, etag=STR, version=STR),
+    "BackupVersion": obj(
+        ["algorithm", "auth_data", "count", "etag", "version"],
+        algorithm=STR,
+        auth_data=OBJ,
+        count=INT,
+        etag=STR,
+        version=STR,
+    ),
     "BackupCounts": obj(["etag", "count"], etag=STR, count=INT),
-    "KeyBackupData": obj(["first_message_index", "forwarded_count", "is_verified", "session_data"],
-                         first_message_index=INT, forwarded_count=INT, is_verified=BOOL, session_data=OBJ),
+    "KeyBackupData": obj(
+        ["first_message_index", "forwarded_count", "is_verified", "session_data"],
+        first_message_index=INT,
+        forwarded_count=INT,
+        is_verified=BOOL,
+        session_data=OBJ,
+    ),
 }
 
 # -- operations -----------------------------------------------------------------------
@@ -311,7 +358,9 @@ def op(
     if raw_body:
         out["requestBody"] = {
             "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
         }
     elif body is not None:
         out["requestBody"] = {"content": {"application/json": {"schema": body}}}
@@ -359,366 +408,1217 @@ MEDIA_V3 = "/_matrix/media/v3"
 
 OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
     # discovery
-    ("GET", "/_matrix/client/versions",
-     op("Supported spec versions", "GET /_matrix/client/versions", auth=False, ok=ref("VersionsResponse"), r0=False)),
-    ("GET", "/.well-known/matrix/client",
-     op("Client discovery", "GET /.well-known/matrix/client", auth=False,
-        ok=obj(["m.homeserver"], **{"m.homeserver": obj(["base_url"], base_url=STR)}), r0=False)),
-    ("GET", C + "/capabilities",
-     op("Server capabilities", "GET /_matrix/client/v3/capabilities", ok=ref("Capabilities"))),
+    (
+        "GET",
+        "/_matrix/client/versions",
+        op(
+            "Supported spec versions",
+            "GET /_matrix/client/versions",
+            auth=False,
+            ok=ref("VersionsResponse"),
+            r0=False,
+        ),
+    ),
+    (
+        "GET",
+        "/.well-known/matrix/client",
+        op(
+            "Client discovery",
+            "GET /.well-known/matrix/client",
+            auth=False,
+            ok=obj(["m.homeserver"], **{"m.homeserver": obj(["base_url"], base_url=STR)}),
+            r0=False,
+        ),
+    ),
+    (
+        "GET",
+        C + "/capabilities",
+        op("Server capabilities", "GET /_matrix/client/v3/capabilities", ok=ref("Capabilities")),
+    ),
     # registration
-    ("POST", C + "/register",
-     op("Register an account", "POST /_matrix/client/v3/register", auth=False, uia=True,
-        body=ref("RegisterRequest"), ok=ref("RegisterResponse"), errors=(401, 403),
-        query={"kind": string_param(enum=["user", "guest"])})),
-    ("GET", C + "/register/available",
-     op("Is a username free", "GET /_matrix/client/v3/register/available", auth=False,
-        ok=obj(["available"], available=BOOL), query={"username": string_param(required=True)})),
-    ("GET", "/_matrix/client/v1/register/m.login.registration_token/validity",
-     op("Is a registration token valid", "GET /_matrix/client/v1/register/m.login.registration_token/validity",
-        auth=False, ok=obj(["valid"], valid=BOOL), errors=(403,),
-        query={"token": string_param(required=True)}, r0=False)),
+    (
+        "POST",
+        C + "/register",
+        op(
+            "Register an account",
+            "POST /_matrix/client/v3/register",
+            auth=False,
+            uia=True,
+            body=ref("RegisterRequest"),
+            ok=ref("RegisterResponse"),
+            errors=(401, 403),
+            query={"kind": string_param(enum=["user", "guest"])},
+        ),
+    ),
+    (
+        "GET",
+        C + "/register/available",
+        op(
+            "Is a username free",
+            "GET /_matrix/client/v3/register/available",
+            auth=False,
+            ok=obj(["available"], available=BOOL),
+            query={"username": string_param(required=True)},
+        ),
+    ),
+    (
+        "GET",
+        "/_matrix/client/v1/register/m.login.registration_token/validity",
+        op(
+            "Is a registration token valid",
+            "GET /_matrix/client/v1/register/m.login.registration_token/validity",
+            auth=False,
+            ok=obj(["valid"], valid=BOOL),
+            errors=(403,),
+            query={"token": string_param(required=True)},
+            r0=False,
+        ),
+    ),
     # login
-    ("GET", C + "/login",
-     op("Login flows", "GET /_matrix/client/v3/login", auth=False,
-        ok=obj(["flows"], flows=array(obj(["type"], type=STR))))),
-    ("POST", C + "/login",
-     op("Log in with a password", "POST /_matrix/client/v3/login", auth=False,
-        body=ref("LoginRequest"), ok=ref("LoginResponse"), errors=(403,))),
-    ("POST", C + "/refresh",
-     op("Rotate the refresh token", "POST /_matrix/client/v3/refresh", auth=False,
-        body=obj(["refresh_token"], refresh_token=STR), ok=ref("RefreshResponse"), errors=(401,), r0=False)),
+    (
+        "GET",
+        C + "/login",
+        op(
+            "Login flows",
+            "GET /_matrix/client/v3/login",
+            auth=False,
+            ok=obj(["flows"], flows=array(obj(["type"], type=STR))),
+        ),
+    ),
+    (
+        "POST",
+        C + "/login",
+        op(
+            "Log in with a password",
+            "POST /_matrix/client/v3/login",
+            auth=False,
+            body=ref("LoginRequest"),
+            ok=ref("LoginResponse"),
+            errors=(403,),
+        ),
+    ),
+    (
+        "POST",
+        C + "/refresh",
+        op(
+            "Rotate the refresh token",
+            "POST /_matrix/client/v3/refresh",
+            auth=False,
+            body=obj(["refresh_token"], refresh_token=STR),
+            ok=ref("RefreshResponse"),
+            errors=(401,),
+            r0=False,
+        ),
+    ),
     ("POST", C + "/logout", op("Log out this device", "POST /_matrix/client/v3/logout")),
     ("POST", C + "/logout/all", op("Log out every device", "POST /_matrix/client/v3/logout/all")),
-    ("GET", C + "/account/whoami", op("Who am I", "GET /_matrix/client/v3/account/whoami", ok=ref("WhoamiResponse"))),
+    (
+        "GET",
+        C + "/account/whoami",
+        op("Who am I", "GET /_matrix/client/v3/account/whoami", ok=ref("WhoamiResponse")),
+    ),
     # account
-    ("POST", C + "/account/password",
-     op("Change password", "POST /_matrix/client/v3/account/password", uia=True,
-        body=obj(["new_password"], new_password=STR, logout_devices=BOOL, auth=ref("AuthenticationData")))),
-    ("POST", C + "/account/deactivate",
-     op("Deactivate the account", "POST /_matrix/client/v3/account/deactivate", uia=True,
-        body=obj(None, erase=BOOL, auth=ref("AuthenticationData")),
-        ok=obj(["id_server_unbind_result"], id_server_unbind_result={"type": "string", "enum": ["no-support"]}))),
-    ("GET", C + "/account/3pid",
-     op("Third-party identifiers (always empty)", "GET /_matrix/client/v3/account/3pid",
-        ok=obj(["threepids"], threepids=array(OBJ)))),
+    (
+        "POST",
+        C + "/account/password",
+        op(
+            "Change password",
+            "POST /_matrix/client/v3/account/password",
+            uia=True,
+            body=obj(
+                ["new_password"],
+                new_password=STR,
+                logout_devices=BOOL,
+                auth=ref("AuthenticationData"),
+            ),
+        ),
+    ),
+    (
+        "POST",
+        C + "/account/deactivate",
+        op(
+            "Deactivate the account",
+            "POST /_matrix/client/v3/account/deactivate",
+            uia=True,
+            body=obj(None, erase=BOOL, auth=ref("AuthenticationData")),
+            ok=obj(
+                ["id_server_unbind_result"],
+                id_server_unbind_result={"type": "string", "enum": ["no-support"]},
+            ),
+        ),
+    ),
+    (
+        "GET",
+        C + "/account/3pid",
+        op(
+            "Third-party identifiers (always empty)",
+            "GET /_matrix/client/v3/account/3pid",
+            ok=obj(["threepids"], threepids=array(OBJ)),
+        ),
+    ),
     # devices
-    ("GET", C + "/devices", op("List devices", "GET /_matrix/client/v3/devices",
-                               ok=obj(["devices"], devices=array(ref("Device"))))),
-    ("GET", C + "/devices/{deviceId}", op("One device", "GET /_matrix/client/v3/devices/{deviceId}",
-                                           ok=ref("Device"), errors=(404,))),
-    ("PUT", C + "/devices/{deviceId}", op("Rename a device", "PUT /_matrix/client/v3/devices/{deviceId}",
-                                           body=obj(None, display_name=STR), errors=(404,))),
-    ("DELETE", C + "/devices/{deviceId}",
-     op("Delete a device", "DELETE /_matrix/client/v3/devices/{deviceId}", uia=True,
-        body=obj(None, auth=ref("AuthenticationData")), errors=(404,))),
-    ("POST", C + "/delete_devices",
-     op("Delete devices", "POST /_matrix/client/v3/delete_devices", uia=True,
-        body=obj(["devices"], devices=array(STR), auth=ref("AuthenticationData")))),
+    (
+        "GET",
+        C + "/devices",
+        op(
+            "List devices",
+            "GET /_matrix/client/v3/devices",
+            ok=obj(["devices"], devices=array(ref("Device"))),
+        ),
+    ),
+    (
+        "GET",
+        C + "/devices/{deviceId}",
+        op(
+            "One device",
+            "GET /_matrix/client/v3/devices/{deviceId}",
+            ok=ref("Device"),
+            errors=(404,),
+        ),
+    ),
+    (
+        "PUT",
+        C + "/devices/{deviceId}",
+        op(
+            "Rename a device",
+            "PUT /_matrix/client/v3/devices/{deviceId}",
+            body=obj(None, display_name=STR),
+            errors=(404,),
+        ),
+    ),
+    (
+        "DELETE",
+        C + "/devices/{deviceId}",
+        op(
+            "Delete a device",
+            "DELETE /_matrix/client/v3/devices/{deviceId}",
+            uia=True,
+            body=obj(None, auth=ref("AuthenticationData")),
+            errors=(404,),
+        ),
+    ),
+    (
+        "POST",
+        C + "/delete_devices",
+        op(
+            "Delete devices",
+            "POST /_matrix/client/v3/delete_devices",
+            uia=True,
+            body=obj(["devices"], devices=array(STR), auth=ref("AuthenticationData")),
+        ),
+    ),
     # profiles
-    ("GET", C + "/profile/{userId}", op("Profile", "GET /_matrix/client/v3/profile/{userId}", auth=False,
-                                         ok=ref("Profile"), errors=(404,))),
-    ("GET", C + "/profile/{userId}/displayname",
-     op("Display name", "GET /_matrix/client/v3/profile/{userId}/displayname", auth=False,
-        ok=obj(None, displayname=STR), errors=(404,))),
-    ("PUT", C + "/profile/{userId}/displayname",
-     op("Set display name", "PUT /_matrix/client/v3/profile/{userId}/displayname",
-        body=obj(["displayname"], displayname={"type": ["string", "null"]}), errors=(403, 404))),
-    ("GET", C + "/profile/{userId}/avatar_url",
-     op("Avatar URL", "GET /_matrix/client/v3/profile/{userId}/avatar_url", auth=False,
-        ok=obj(None, avatar_url=STR), errors=(404,))),
-    ("PUT", C + "/profile/{userId}/avatar_url",
-     op("Set avatar URL", "PUT /_matrix/client/v3/profile/{userId}/avatar_url",
-        body=obj(["avatar_url"], avatar_url={"type": ["string", "null"]}), errors=(403, 404))),
+    (
+        "GET",
+        C + "/profile/{userId}",
+        op(
+            "Profile",
+            "GET /_matrix/client/v3/profile/{userId}",
+            auth=False,
+            ok=ref("Profile"),
+            errors=(404,),
+        ),
+    ),
+    (
+        "GET",
+        C + "/profile/{userId}/displayname",
+        op(
+            "Display name",
+            "GET /_matrix/client/v3/profile/{userId}/displayname",
+            auth=False,
+            ok=obj(None, displayname=STR),
+            errors=(404,),
+        ),
+    ),
+    (
+        "PUT",
+        C + "/profile/{userId}/displayname",
+        op(
+            "Set display name",
+            "PUT /_matrix/client/v3/profile/{userId}/displayname",
+            body=obj(["displayname"], displayname={"type": ["string", "null"]}),
+            errors=(403, 404),
+        ),
+    ),
+    (
+        "GET",
+        C + "/profile/{userId}/avatar_url",
+        op(
+            "Avatar URL",
+            "GET /_matrix/client/v3/profile/{userId}/avatar_url",
+            auth=False,
+            ok=obj(None, avatar_url=STR),
+            errors=(404,),
+        ),
+    ),
+    (
+        "PUT",
+        C + "/profile/{userId}/avatar_url",
+        op(
+            "Set avatar URL",
+            "PUT /_matrix/client/v3/profile/{userId}/avatar_url",
+            body=obj(["avatar_url"], avatar_url={"type": ["string", "null"]}),
+            errors=(403, 404),
+        ),
+    ),
     # rooms
-    ("POST", C + "/createRoom",
-     op("Create a room", "POST /_matrix/client/v3/createRoom", body=ref("CreateRoomRequest"),
-        ok=ref("CreateRoomResponse"), errors=(403, 413))),
-    ("GET", ROOM + "/state", op("Current state", "GET /_matrix/client/v3/rooms/{roomId}/state",
-                                ok=array(ref("ClientEvent")), errors=(403, 404))),
-    ("GET", ROOM + "/state/{eventType}",
-     op("State event (empty state key): content", "GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}",
-        ok=OBJ, errors=(403, 404), query={"format": string_param(enum=["content", "event"])})),
-    ("PUT", ROOM + "/state/{eventType}",
-     op("Send state (empty state key)", "PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}",
-        body=OBJ, ok=ref("EventIdResponse"), errors=(403, 404, 413))),
-    ("GET", ROOM + "/state/{eventType}/{stateKey}",
-     op("State event: content", "GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}",
-        ok=OBJ, errors=(403, 404), query={"format": string_param(enum=["content", "event"])})),
-    ("PUT", ROOM + "/state/{eventType}/{stateKey}",
-     op("Send state", "PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}",
-        body=OBJ, ok=ref("EventIdResponse"), errors=(403, 404, 413))),
+    (
+        "POST",
+        C + "/createRoom",
+        op(
+            "Create a room",
+            "POST /_matrix/client/v3/createRoom",
+            body=ref("CreateRoomRequest"),
+            ok=ref("CreateRoomResponse"),
+            errors=(403, 413),
+        ),
+    ),
+    (
+        "GET",
+        ROOM + "/state",
+        op(
+            "Current state",
+            "GET /_matrix/client/v3/rooms/{roomId}/state",
+            ok=array(ref("ClientEvent")),
+            errors=(403, 404),
+        ),
+    ),
+    (
+        "GET",
+        ROOM + "/state/{eventType}",
+        op(
+            "State event (empty state key): content",
+            "GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}",
+            ok=OBJ,
+            errors=(403, 404),
+            query={"format": string_param(enum=["content", "event"])},
+        ),
+    ),
+    (
+        "PUT",
+        ROOM + "/state/{eventType}",
+        op(
+            "Send state (empty state key)",
+            "PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}",
+            body=OBJ,
+            ok=ref("EventIdResponse"),
+            errors=(403, 404, 413),
+        ),
+    ),
+    (
+        "GET",
+        ROOM + "/state/{eventType}/{stateKey}",
+        op(
+            "State event: content",
+            "GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}",
+            ok=OBJ,
+            errors=(403, 404),
+            query={"format": string_param(enum=["content", "event"])},
+        ),
+    ),
+    (
+        "PUT",
+        ROOM + "/state/{eventType}/{stateKey}",
+        op(
+            "Send state",
+            "PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}",
+            body=OBJ,
+            ok=ref("EventIdResponse"),
+            errors=(403, 404, 413),
+        ),
+    ),
     # membership
-    ("POST", C + "/join/{roomIdOrAlias}",
-     op("Join by ID or alias", "POST /_matrix/client/v3/join/{roomIdOrAlias}",
-        body=obj(None, reason=STR), ok=ref("RoomIdResponse"), errors=(403, 404))),
-    ("POST", C + "/knock/{roomIdOrAlias}",
-     op("Knock", "POST /_matrix/client/v3/knock/{roomIdOrAlias}",
-        body=obj(None, reason=STR), ok=ref("RoomIdResponse"), errors=(403, 404))),
-    ("POST", ROOM + "/join", op("Join", "POST /_matrix/client/v3/rooms/{roomId}/join",
-                                body=obj(None, reason=STR), ok=ref("RoomIdResponse"), errors=(403, 404))),
-    ("POST", ROOM + "/leave", op("Leave", "POST /_matrix/client/v3/rooms/{roomId}/leave",
-                                 body=obj(None, reason=STR), errors=(403, 404))),
-    ("POST", ROOM + "/forget", op("Forget", "POST /_matrix/client/v3/rooms/{roomId}/forget", errors=(404,))),
+    (
+        "POST",
+        C + "/join/{roomIdOrAlias}",
+        op(
+            "Join by ID or alias",
+            "POST /_matrix/client/v3/join/{roomIdOrAlias}",
+            body=obj(None, reason=STR),
+            ok=ref("RoomIdResponse"),
+            errors=(403, 404),
+        ),
+    ),
+    (
+        "POST",
+        C + "/knock/{roomIdOrAlias}",
+        op(
+            "Knock",
+            "POST /_matrix/client/v3/knock/{roomIdOrAlias}",
+            body=obj(None, reason=STR),
+            ok=ref("RoomIdResponse"),
+            errors=(403, 404),
+        ),
+    ),
+    (
+        "POST",
+        ROOM + "/join",
+        op(
+            "Join",
+            "POST /_matrix/client/v3/rooms/{roomId}/join",
+            body=obj(None, reason=STR),
+            ok=ref("RoomIdResponse"),
+            errors=(403, 404),
+        ),
+    ),
+    (
+        "POST",
+        ROOM + "/leave",
+        op(
+            "Leave",
+            "POST /_matrix/client/v3/rooms/{roomId}/leave",
+            body=obj(None, reason=STR),
+            errors=(403, 404),
+        ),
+    ),
+    (
+        "POST",
+        ROOM + "/forget",
+        op("Forget", "POST /_matrix/client/v3/rooms/{roomId}/forget", errors=(404,)),
+    ),
     *[
-        ("POST", ROOM + f"/{action}",
-         op(action.capitalize(), f"POST /_matrix/client/v3/rooms/{{roomId}}/{action}",
-            body=obj(["user_id"], user_id=STR, reason=STR), errors=(403, 404)))
+        (
+            "POST",
+            ROOM + f"/{action}",
+            op(
+                action.capitalize(),
+                f"POST /_matrix/client/v3/rooms/{{roomId}}/{action}",
+                body=obj(["user_id"], user_id=STR, reason=STR),
+                errors=(403, 404),
+            ),
+        )
         for action in ("invite", "kick", "ban", "unban")
     ],
-    ("GET", C + "/joined_rooms", op("Joined rooms", "GET /_matrix/client/v3/joined_rooms",
-                                    ok=obj(["joined_rooms"], joined_rooms=array(STR)))),
-    ("GET", ROOM + "/members",
-     op("Member events", "GET /_matrix/client/v3/rooms/{roomId}/members",
-        ok=obj(["chunk"], chunk=array(ref("ClientEvent"))), errors=(403, 404),
-        query={"at": STR, "membership": STR, "not_membership": STR})),
-    ("GET", ROOM + "/joined_members",
-     op("Joined members", "GET /_matrix/client/v3/rooms/{roomId}/joined_members",
-        ok=obj(["joined"], joined={"type": "object", "additionalProperties": ref("RoomMember")}),
-        errors=(403, 404))),
+    (
+        "GET",
+        C + "/joined_rooms",
+        op(
+            "Joined rooms",
+            "GET /_matrix/client/v3/joined_rooms",
+            ok=obj(["joined_rooms"], joined_rooms=array(STR)),
+        ),
+    ),
+    (
+        "GET",
+        ROOM + "/members",
+        op(
+            "Member events",
+            "GET /_matrix/client/v3/rooms/{roomId}/members",
+            ok=obj(["chunk"], chunk=array(ref("ClientEvent"))),
+            errors=(403, 404),
+            query={"at": STR, "membership": STR, "not_membership": STR},
+        ),
+    ),
+    (
+        "GET",
+        ROOM + "/joined_members",
+        op(
+            "Joined members",
+            "GET /_matrix/client/v3/rooms/{roomId}/joined_members",
+            ok=obj(
+                ["joined"], joined={"type": "object", "additionalProperties": ref("RoomMember")}
+            ),
+            errors=(403, 404),
+        ),
+    ),
     # directory
-    ("PUT", C + "/directory/room/{roomAlias}",
-     op("Create an alias", "PUT /_matrix/client/v3/directory/room/{roomAlias}",
-        body=obj(["room_id"], room_id=STR), errors=(403, 409))),
-    ("GET", C + "/directory/room/{roomAlias}",
-     op("Resolve an alias", "GET /_matrix/client/v3/directory/room/{roomAlias}", auth=False,
-        ok=obj(["room_id", "servers"], room_id=STR, servers=array(STR)), errors=(404,))),
-    ("DELETE", C + "/directory/room/{roomAlias}",
-     op("Delete an alias", "DELETE /_matrix/client/v3/directory/room/{roomAlias}", errors=(403, 404))),
-    ("GET", ROOM + "/aliases", op("A room's aliases", "GET /_matrix/client/v3/rooms/{roomId}/aliases",
-                                  ok=obj(["aliases"], aliases=array(STR)), errors=(403, 404))),
-    ("GET", C + "/directory/list/room/{roomId}",
-     op("Directory visibility", "GET /_matrix/client/v3/directory/list/room/{roomId}", auth=False,
-        ok=obj(["visibility"], visibility={"type": "string", "enum": ["public", "private"]}), errors=(404,))),
-    ("PUT", C + "/directory/list/room/{roomId}",
-     op("Set directory visibility", "PUT /_matrix/client/v3/directory/list/room/{roomId}",
-        body=obj(None, visibility={"type": "string", "enum": ["public", "private"]}), errors=(403, 404))),
-    ("GET", C + "/publicRooms",
-     op("Public rooms", "GET /_matrix/client/v3/publicRooms", auth=False, ok=ref("PublicRoomsResponse"),
-        errors=(404,), query={"limit": INT, "since": STR, "server": STR})),
-    ("POST", C + "/publicRooms",
-     op("Search public rooms", "POST /_matrix/client/v3/publicRooms", ok=ref("PublicRoomsResponse"),
-        body=obj(None, limit=INT, since=STR, filter=obj(None, generic_search_term=STR, room_types=array({}))),
-        errors=(404,), query={"server": STR})),
-    ("POST", C + "/user_directory/search",
-     op("Search users", "POST /_matrix/client/v3/user_directory/search",
-        body=obj(["search_term"], search_term=STR, limit=INT),
-        ok=obj(["results", "limited"], results=array(obj(["user_id"], user_id=STR, display_name=STR,
-                                                          avatar_url=STR)), limited=BOOL))),
+    (
+        "PUT",
+        C + "/directory/room/{roomAlias}",
+        op(
+            "Create an alias",
+            "PUT /_matrix/client/v3/directory/room/{roomAlias}",
+            body=obj(["room_id"], room_id=STR),
+            errors=(403, 409),
+        ),
+    ),
+    (
+        "GET",
+        C + "/directory/room/{roomAlias}",
+        op(
+            "Resolve an alias",
+            "GET /_matrix/client/v3/directory/room/{roomAlias}",
+            auth=False,
+            ok=obj(["room_id", "servers"], room_id=STR, servers=array(STR)),
+            errors=(404,),
+        ),
+    ),
+    (
+        "DELETE",
+        C + "/directory/room/{roomAlias}",
+        op(
+            "Delete an alias",
+            "DELETE /_matrix/client/v3/directory/room/{roomAlias}",
+            errors=(403, 404),
+        ),
+    ),
+    (
+        "GET",
+        ROOM + "/aliases",
+        op(
+            "A room's aliases",
+            "GET /_matrix/client/v3/rooms/{roomId}/aliases",
+            ok=obj(["aliases"], aliases=array(STR)),
+            errors=(403, 404),
+        ),
+    ),
+    (
+        "GET",
+        C + "/directory/list/room/{roomId}",
+        op(
+            "Directory visibility",
+            "GET /_matrix/client/v3/directory/list/room/{roomId}",
+            auth=False,
+            ok=obj(["visibility"], visibility={"type": "string", "enum": ["public", "private"]}),
+            errors=(404,),
+        ),
+    ),
+    (
+        "PUT",
+        C + "/directory/list/room/{roomId}",
+        op(
+            "Set directory visibility",
+            "PUT /_matrix/client/v3/directory/list/room/{roomId}",
+            body=obj(None, visibility={"type": "string", "enum": ["public", "private"]}),
+            errors=(403, 404),
+        ),
+    ),
+    (
+        "GET",
+        C + "/publicRooms",
+        op(
+            "Public rooms",
+            "GET /_matrix/client/v3/publicRooms",
+            auth=False,
+            ok=ref("PublicRoomsResponse"),
+            errors=(404,),
+            query={"limit": INT, "since": STR, "server": STR},
+        ),
+    ),
+    (
+        "POST",
+        C + "/publicRooms",
+        op(
+            "Search public rooms",
+            "POST /_matrix/client/v3/publicRooms",
+            ok=ref("PublicRoomsResponse"),
+            body=obj(
+                None,
+                limit=INT,
+                since=STR,
+                filter=obj(None, generic_search_term=STR, room_types=array({})),
+            ),
+            errors=(404,),
+            query={"server": STR},
+        ),
+    ),
+    (
+        "POST",
+        C + "/user_directory/search",
+        op(
+            "Search users",
+            "POST /_matrix/client/v3/user_directory/search",
+            body=obj(["search_term"], search_term=STR, limit=INT),
+            ok=obj(
+                ["results", "limited"],
+                results=array(obj(["user_id"], user_id=STR, display_name=STR, avatar_url=STR)),
+                limited=BOOL,
+            ),
+        ),
+    ),
     # account data and tags
-    ("GET", USER + "/account_data/{type}",
-     op("Global account data", "GET /_matrix/client/v3/user/{userId}/account_data/{type}", ok=OBJ, errors=(403, 404))),
-    ("PUT", USER + "/account_data/{type}",
-     op("Set global account data", "PUT /_matrix/client/v3/user/{userId}/account_data/{type}",
-        body=OBJ, errors=(403, 405, 413))),
-    ("GET", USER + "/rooms/{roomId}/account_data/{type}",
-     op("Room account data", "GET /_matrix/client/v3/user/{userId}/rooms/{roomId}/account_data/{type}",
-        ok=OBJ, errors=(403, 404))),
-    ("PUT", USER + "/rooms/{roomId}/account_data/{type}",
-     op("Set room account data", "PUT /_matrix/client/v3/user/{userId}/rooms/{roomId}/account_data/{type}",
-        body=OBJ, errors=(403, 405, 413))),
-    ("GET", USER + "/rooms/{roomId}/tags",
-     op("Room tags", "GET /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags",
-        ok=obj(["tags"], tags={"type": "object", "additionalProperties": obj(None, order={"type": "number"})}),
-        errors=(403,))),
-    ("PUT", USER + "/rooms/{roomId}/tags/{tag}",
-     op("Add a tag", "PUT /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags/{tag}",
-        body=obj(None, order={"type": "number"}), errors=(403, 413))),
-    ("DELETE", USER + "/rooms/{roomId}/tags/{tag}",
-     op("Remove a tag", "DELETE /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags/{tag}", errors=(403,))),
+    (
+        "GET",
+        USER + "/account_data/{type}",
+        op(
+            "Global account data",
+            "GET /_matrix/client/v3/user/{userId}/account_data/{type}",
+            ok=OBJ,
+            errors=(403, 404),
+        ),
+    ),
+    (
+        "PUT",
+        USER + "/account_data/{type}",
+        op(
+            "Set global account data",
+            "PUT /_matrix/client/v3/user/{userId}/account_data/{type}",
+            body=OBJ,
+            errors=(403, 405, 413),
+        ),
+    ),
+    (
+        "GET",
+        USER + "/rooms/{roomId}/account_data/{type}",
+        op(
+            "Room account data",
+            "GET /_matrix/client/v3/user/{userId}/rooms/{roomId}/account_data/{type}",
+            ok=OBJ,
+            errors=(403, 404),
+        ),
+    ),
+    (
+        "PUT",
+        USER + "/rooms/{roomId}/account_data/{type}",
+        op(
+            "Set room account data",
+            "PUT /_matrix/client/v3/user/{userId}/rooms/{roomId}/account_data/{type}",
+            body=OBJ,
+            errors=(403, 405, 413),
+        ),
+    ),
+    (
+        "GET",
+        USER + "/rooms/{roomId}/tags",
+        op(
+            "Room tags",
+            "GET /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags",
+            ok=obj(
+                ["tags"],
+                tags={
+                    "type": "object",
+                    "additionalProperties": obj(None, order={"type": "number"}),
+                },
+            ),
+            errors=(403,),
+        ),
+    ),
+    (
+        "PUT",
+        USER + "/rooms/{roomId}/tags/{tag}",
+        op(
+            "Add a tag",
+            "PUT /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags/{tag}",
+            body=obj(None, order={"type": "number"}),
+            errors=(403, 413),
+        ),
+    ),
+    (
+        "DELETE",
+        USER + "/rooms/{roomId}/tags/{tag}",
+        op(
+            "Remove a tag",
+            "DELETE /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags/{tag}",
+            errors=(403,),
+        ),
+    ),
     # timeline
-    ("PUT", ROOM + "/send/{eventType}/{txnId}",
-     op("Send a message event", "PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}",
-        body=OBJ, ok=ref("EventIdResponse"), errors=(403, 404, 413),
-        note="Idempotent per (access token's device, txnId): a retry answers the same event_id.")),
-    ("PUT", ROOM + "/redact/{eventId}/{txnId}",
-     op("Redact an event", "PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}",
-        body=obj(None, reason=STR), ok=ref("EventIdResponse"), errors=(403, 404))),
-    ("GET", ROOM + "/messages",
-     op("Paginate the timeline", "GET /_matrix/client/v3/rooms/{roomId}/messages",
-        ok=ref("MessagesResponse"), errors=(403, 404),
-        query={"dir": string_param(enum=["b", "f"], required=True), "from": STR, "to": STR,
-               "limit": {"type": "integer", "minimum": 0, "maximum": 1000}, "filter": STR})),
-    ("GET", ROOM + "/context/{eventId}",
-     op("Events around an event", "GET /_matrix/client/v3/rooms/{roomId}/context/{eventId}",
-        ok=ref("ContextResponse"), errors=(403, 404), query={"limit": INT, "filter": STR})),
-    ("GET", ROOM + "/event/{eventId}",
-     op("One event", "GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}",
-        ok=ref("ClientEvent"), errors=(404,))),
-    ("GET", "/_matrix/client/v1/rooms/{roomId}/timestamp_to_event",
-     op("Event closest to a time", "GET /_matrix/client/v1/rooms/{roomId}/timestamp_to_event",
-        ok=obj(["event_id", "origin_server_ts"], event_id=STR, origin_server_ts=INT), errors=(403, 404),
-        query={"ts": {"type": "integer", "required": True}, "dir": string_param(enum=["b", "f"], required=True)},
-        r0=False)),
+    (
+        "PUT",
+        ROOM + "/send/{eventType}/{txnId}",
+        op(
+            "Send a message event",
+            "PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}",
+            body=OBJ,
+            ok=ref("EventIdResponse"),
+            errors=(403, 404, 413),
+            note="Idempotent per (access token's device, txnId): a retry answers the same event_id.",
+        ),
+    ),
+    (
+        "PUT",
+        ROOM + "/redact/{eventId}/{txnId}",
+        op(
+            "Redact an event",
+            "PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}",
+            body=obj(None, reason=STR),
+            ok=ref("EventIdResponse"),
+            errors=(403, 404),
+        ),
+    ),
+    (
+        "GET",
+        ROOM + "/messages",
+        op(
+            "Paginate the timeline",
+            "GET /_matrix/client/v3/rooms/{roomId}/messages",
+            ok=ref("MessagesResponse"),
+            errors=(403, 404),
+            query={
+                "dir": string_param(enum=["b", "f"], required=True),
+                "from": STR,
+                "to": STR,
+                "limit": {"type": "integer", "minimum": 0, "maximum": 1000},
+                "filter": STR,
+            },
+        ),
+    ),
+    (
+        "GET",
+        ROOM + "/context/{eventId}",
+        op(
+            "Events around an event",
+            "GET /_matrix/client/v3/rooms/{roomId}/context/{eventId}",
+            ok=ref("ContextResponse"),
+            errors=(403, 404),
+            query={"limit": INT, "filter": STR},
+        ),
+    ),
+    (
+        "GET",
+        ROOM + "/event/{eventId}",
+        op(
+            "One event",
+            "GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}",
+            ok=ref("ClientEvent"),
+            errors=(404,),
+        ),
+    ),
+    (
+        "GET",
+        "/_matrix/client/v1/rooms/{roomId}/timestamp_to_event",
+        op(
+            "Event closest to a time",
+            "GET /_matrix/client/v1/rooms/{roomId}/timestamp_to_event",
+            ok=obj(["event_id", "origin_server_ts"], event_id=STR, origin_server_ts=INT),
+            errors=(403, 404),
+            query={
+                "ts": {"type": "integer", "required": True},
+                "dir": string_param(enum=["b", "f"], required=True),
+            },
+            r0=False,
+        ),
+    ),
     # sync and filters
-    ("GET", C + "/sync",
-     op("Synchronise (long-poll)", "GET /_matrix/client/v3/sync", ok=ref("SyncResponse"), errors=(404,),
-        query={"since": STR, "timeout": {"type": "integer", "minimum": 0}, "filter": STR,
-               "full_state": {"type": "boolean"},
-               "set_presence": string_param(enum=["online", "offline", "unavailable"])})),
-    ("POST", USER + "/filter",
-     op("Store a filter", "POST /_matrix/client/v3/user/{userId}/filter", body=OBJ,
-        ok=obj(["filter_id"], filter_id=STR), errors=(403,))),
-    ("GET", USER + "/filter/{filterId}",
-     op("Read a filter", "GET /_matrix/client/v3/user/{userId}/filter/{filterId}", ok=OBJ, errors=(403, 404))),
+    (
+        "GET",
+        C + "/sync",
+        op(
+            "Synchronise (long-poll)",
+            "GET /_matrix/client/v3/sync",
+            ok=ref("SyncResponse"),
+            errors=(404,),
+            query={
+                "since": STR,
+                "timeout": {"type": "integer", "minimum": 0},
+                "filter": STR,
+                "full_state": {"type": "boolean"},
+                "set_presence": string_param(enum=["online", "offline", "unavailable"]),
+            },
+        ),
+    ),
+    (
+        "POST",
+        USER + "/filter",
+        op(
+            "Store a filter",
+            "POST /_matrix/client/v3/user/{userId}/filter",
+            body=OBJ,
+            ok=obj(["filter_id"], filter_id=STR),
+            errors=(403,),
+        ),
+    ),
+    (
+        "GET",
+        USER + "/filter/{filterId}",
+        op(
+            "Read a filter",
+            "GET /_matrix/client/v3/user/{userId}/filter/{filterId}",
+            ok=OBJ,
+            errors=(403, 404),
+        ),
+    ),
     # ephemeral
-    ("PUT", ROOM + "/typing/{userId}",
-     op("Typing notification", "PUT /_matrix/client/v3/rooms/{roomId}/typing/{userId}",
-        body=obj(["typing"], typing=BOOL, timeout=INT), errors=(403,))),
-    ("POST", ROOM + "/receipt/{receiptType}/{eventId}",
-     op("Send a receipt", "POST /_matrix/client/v3/rooms/{roomId}/receipt/{receiptType}/{eventId}",
-        body=obj(None, thread_id=STR), errors=(403, 404))),
-    ("POST", ROOM + "/read_markers",
-     op("Set read markers", "POST /_matrix/client/v3/rooms/{roomId}/read_markers",
-        body=obj(None, **{"m.fully_read": STR, "m.read": STR, "m.read.private": STR}), errors=(403, 404))),
-    ("GET", C + "/presence/{userId}/status",
-     op("Presence", "GET /_matrix/client/v3/presence/{userId}/status", ok=ref("Presence"), errors=(403,))),
-    ("PUT", C + "/presence/{userId}/status",
-     op("Set presence", "PUT /_matrix/client/v3/presence/{userId}/status",
-        body=obj(["presence"], presence={"type": "string", "enum": ["online", "offline", "unavailable"]},
-                 status_msg=STR), errors=(403,))),
+    (
+        "PUT",
+        ROOM + "/typing/{userId}",
+        op(
+            "Typing notification",
+            "PUT /_matrix/client/v3/rooms/{roomId}/typing/{userId}",
+            body=obj(["typing"], typing=BOOL, timeout=INT),
+            errors=(403,),
+        ),
+    ),
+    (
+        "POST",
+        ROOM + "/receipt/{receiptType}/{eventId}",
+        op(
+            "Send a receipt",
+            "POST /_matrix/client/v3/rooms/{roomId}/receipt/{receiptType}/{eventId}",
+            body=obj(None, thread_id=STR),
+            errors=(403, 404),
+        ),
+    ),
+    (
+        "POST",
+        ROOM + "/read_markers",
+        op(
+            "Set read markers",
+            "POST /_matrix/client/v3/rooms/{roomId}/read_markers",
+            body=obj(None, **{"m.fully_read": STR, "m.read": STR, "m.read.private": STR}),
+            errors=(403, 404),
+        ),
+    ),
+    (
+        "GET",
+        C + "/presence/{userId}/status",
+        op(
+            "Presence",
+            "GET /_matrix/client/v3/presence/{userId}/status",
+            ok=ref("Presence"),
+            errors=(403,),
+        ),
+    ),
+    (
+        "PUT",
+        C + "/presence/{userId}/status",
+        op(
+            "Set presence",
+            "PUT /_matrix/client/v3/presence/{userId}/status",
+            body=obj(
+                ["presence"],
+                presence={"type": "string", "enum": ["online", "offline", "unavailable"]},
+                status_msg=STR,
+            ),
+            errors=(403,),
+        ),
+    ),
     # starter endpoints
-    ("GET", C + "/pushrules/", op("Push rules (defaults)", "GET /_matrix/client/v3/pushrules/",
-                                  ok=obj(["global"], **{"global": ref("PushRuleset")}))),
-    ("GET", C + "/pushrules", op("Push rules (defaults), without the slash", "GET /_matrix/client/v3/pushrules/",
-                                 ok=obj(["global"], **{"global": ref("PushRuleset")}))),
-    ("GET", C + "/pushrules/global/", op("Global push rules", "GET /_matrix/client/v3/pushrules/global/",
-                                         ok=ref("PushRuleset"))),
-    ("GET", C + "/pushrules/{scope}/{kind}/{ruleId}",
-     op("One push rule", "GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}", ok=ref("PushRule"),
-        errors=(404,))),
-    ("GET", C + "/pushrules/{scope}/{kind}/{ruleId}/enabled",
-     op("Is a push rule enabled", "GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/enabled",
-        ok=obj(["enabled"], enabled=BOOL), errors=(404,))),
-    ("GET", C + "/pushrules/{scope}/{kind}/{ruleId}/actions",
-     op("A push rule's actions", "GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/actions",
-        ok=obj(["actions"], actions=array({})), errors=(404,))),
-    ("GET", C + "/voip/turnServer",
-     op("TURN server (none configured)", "GET /_matrix/client/v3/voip/turnServer",
-        ok=obj(["username", "password", "uris", "ttl"], username=STR, password=STR, uris=array(STR), ttl=INT))),
-    ("GET", C + "/thirdparty/protocols",
-     op("Bridged protocols (none)", "GET /_matrix/client/v3/thirdparty/protocols", ok=OBJ)),
-    ("GET", C + "/pushers", op("Pushers (none)", "GET /_matrix/client/v3/pushers",
-                               ok=obj(["pushers"], pushers=array(OBJ)))),
+    (
+        "GET",
+        C + "/pushrules/",
+        op(
+            "Push rules (defaults)",
+            "GET /_matrix/client/v3/pushrules/",
+            ok=obj(["global"], **{"global": ref("PushRuleset")}),
+        ),
+    ),
+    (
+        "GET",
+        C + "/pushrules",
+        op(
+            "Push rules (defaults), without the slash",
+            "GET /_matrix/client/v3/pushrules/",
+            ok=obj(["global"], **{"global": ref("PushRuleset")}),
+        ),
+    ),
+    (
+        "GET",
+        C + "/pushrules/global/",
+        op("Global push rules", "GET /_matrix/client/v3/pushrules/global/", ok=ref("PushRuleset")),
+    ),
+    (
+        "GET",
+        C + "/pushrules/{scope}/{kind}/{ruleId}",
+        op(
+            "One push rule",
+            "GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}",
+            ok=ref("PushRule"),
+            errors=(404,),
+        ),
+    ),
+    (
+        "GET",
+        C + "/pushrules/{scope}/{kind}/{ruleId}/enabled",
+        op(
+            "Is a push rule enabled",
+            "GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/enabled",
+            ok=obj(["enabled"], enabled=BOOL),
+            errors=(404,),
+        ),
+    ),
+    (
+        "GET",
+        C + "/pushrules/{scope}/{kind}/{ruleId}/actions",
+        op(
+            "A push rule's actions",
+            "GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/actions",
+            ok=obj(["actions"], actions=array({})),
+            errors=(404,),
+        ),
+    ),
+    (
+        "GET",
+        C + "/voip/turnServer",
+        op(
+            "TURN server (none configured)",
+            "GET /_matrix/client/v3/voip/turnServer",
+            ok=obj(
+                ["username", "password", "uris", "ttl"],
+                username=STR,
+                password=STR,
+                uris=array(STR),
+                ttl=INT,
+            ),
+        ),
+    ),
+    (
+        "GET",
+        C + "/thirdparty/protocols",
+        op("Bridged protocols (none)", "GET /_matrix/client/v3/thirdparty/protocols", ok=OBJ),
+    ),
+    (
+        "GET",
+        C + "/pushers",
+        op(
+            "Pushers (none)",
+            "GET /_matrix/client/v3/pushers",
+            ok=obj(["pushers"], pushers=array(OBJ)),
+        ),
+    ),
     # end-to-end encryption: keys, cross-signing, to-device, key backup
-    ("POST", C + "/keys/upload",
-     op("Upload device and one-time keys", "POST /_matrix/client/v3/keys/upload",
-        body=obj(None, device_keys=OBJ, one_time_keys=OBJ, fallback_keys=OBJ),
-        ok=obj(["one_time_key_counts"], one_time_key_counts={"type": "object", "additionalProperties": INT}))),
-    ("POST", C + "/keys/query",
-     op("Download device and cross-signing keys", "POST /_matrix/client/v3/keys/query",
-        body=obj(["device_keys"], device_keys={"type": "object", "additionalProperties": array(STR)}, timeout=INT),
-        ok=obj(["device_keys"], device_keys=OBJ, failures=OBJ, master_keys=OBJ, self_signing_keys=OBJ,
-               user_signing_keys=OBJ))),
-    ("POST", C + "/keys/claim",
-     op("Claim one-time keys", "POST /_matrix/client/v3/keys/claim",
-        body=obj(["one_time_keys"], one_time_keys=OBJ, timeout=INT),
-        ok=obj(["one_time_keys"], one_time_keys=OBJ, failures=OBJ))),
-    ("GET", C + "/keys/changes",
-     op("Users whose devices changed between two sync tokens", "GET /_matrix/client/v3/keys/changes",
-        ok=obj(["changed", "left"], changed=array(STR), left=array(STR)),
-        query={"from": string_param(required=True), "to": string_param(required=True)})),
-    ("POST", C + "/keys/signatures/upload",
-     op("Upload cross-signing signatures", "POST /_matrix/client/v3/keys/signatures/upload",
-        body=OBJ, ok=obj(None, failures=OBJ))),
-    ("POST", C + "/keys/device_signing/upload",
-     op("Upload cross-signing keys", "POST /_matrix/client/v3/keys/device_signing/upload", uia=True,
-        body=obj(None, master_key=OBJ, self_signing_key=OBJ, user_signing_key=OBJ, auth=ref("AuthenticationData")),
-        aliases=("unstable",))),
-    ("PUT", C + "/sendToDevice/{eventType}/{txnId}",
-     op("Send to-device messages", "PUT /_matrix/client/v3/sendToDevice/{eventType}/{txnId}",
-        body=obj(["messages"], messages={"type": "object", "additionalProperties": OBJ}))),
-    ("POST", C + "/room_keys/version",
-     op("Create a key backup version", "POST /_matrix/client/v3/room_keys/version",
-        body=obj(["algorithm", "auth_data"], algorithm=STR, auth_data=OBJ), ok=obj(["version"], version=STR),
-        aliases=("r0", "unstable"))),
-    ("GET", C + "/room_keys/version",
-     op("Current key backup version", "GET /_matrix/client/v3/room_keys/version", ok=ref("BackupVersion"),
-        errors=(404,), aliases=("r0", "unstable"))),
-    ("GET", C + "/room_keys/version/{version}",
-     op("A key backup version", "GET /_matrix/client/v3/room_keys/version/{version}", ok=ref("BackupVersion"),
-        errors=(404,), aliases=("r0", "unstable"))),
-    ("PUT", C + "/room_keys/version/{version}",
-     op("Update a key backup version's auth data", "PUT /_matrix/client/v3/room_keys/version/{version}",
-        body=obj(["algorithm", "auth_data"], algorithm=STR, auth_data=OBJ, version=STR), errors=(404,),
-        aliases=("r0", "unstable"))),
-    ("DELETE", C + "/room_keys/version/{version}",
-     op("Delete a key backup version", "DELETE /_matrix/client/v3/room_keys/version/{version}", errors=(404,),
-        aliases=("r0", "unstable"))),
+    (
+        "POST",
+        C + "/keys/upload",
+        op(
+            "Upload device and one-time keys",
+            "POST /_matrix/client/v3/keys/upload",
+            body=obj(None, device_keys=OBJ, one_time_keys=OBJ, fallback_keys=OBJ),
+            ok=obj(
+                ["one_time_key_counts"],
+                one_time_key_counts={"type": "object", "additionalProperties": INT},
+            ),
+        ),
+    ),
+    (
+        "POST",
+        C + "/keys/query",
+        op(
+            "Download device and cross-signing keys",
+            "POST /_matrix/client/v3/keys/query",
+            body=obj(
+                ["device_keys"],
+                device_keys={"type": "object", "additionalProperties": array(STR)},
+                timeout=INT,
+            ),
+            ok=obj(
+                ["device_keys"],
+                device_keys=OBJ,
+                failures=OBJ,
+                master_keys=OBJ,
+                self_signing_keys=OBJ,
+                user_signing_keys=OBJ,
+            ),
+        ),
+    ),
+    (
+        "POST",
+        C + "/keys/claim",
+        op(
+            "Claim one-time keys",
+            "POST /_matrix/client/v3/keys/claim",
+            body=obj(["one_time_keys"], one_time_keys=OBJ, timeout=INT),
+            ok=obj(["one_time_keys"], one_time_keys=OBJ, failures=OBJ),
+        ),
+    ),
+    (
+        "GET",
+        C + "/keys/changes",
+        op(
+            "Users whose devices changed between two sync tokens",
+            "GET /_matrix/client/v3/keys/changes",
+            ok=obj(["changed", "left"], changed=array(STR), left=array(STR)),
+            query={"from": string_param(required=True), "to": string_param(required=True)},
+        ),
+    ),
+    (
+        "POST",
+        C + "/keys/signatures/upload",
+        op(
+            "Upload cross-signing signatures",
+            "POST /_matrix/client/v3/keys/signatures/upload",
+            body=OBJ,
+            ok=obj(None, failures=OBJ),
+        ),
+    ),
+    (
+        "POST",
+        C + "/keys/device_signing/upload",
+        op(
+            "Upload cross-signing keys",
+            "POST /_matrix/client/v3/keys/device_signing/upload",
+            uia=True,
+            body=obj(
+                None,
+                master_key=OBJ,
+                self_signing_key=OBJ,
+                user_signing_key=OBJ,
+                auth=ref("AuthenticationData"),
+            ),
+            aliases=("unstable",),
+        ),
+    ),
+    (
+        "PUT",
+        C + "/sendToDevice/{eventType}/{txnId}",
+        op(
+            "Send to-device messages",
+            "PUT /_matrix/client/v3/sendToDevice/{eventType}/{txnId}",
+            body=obj(["messages"], messages={"type": "object", "additionalProperties": OBJ}),
+        ),
+    ),
+    (
+        "POST",
+        C + "/room_keys/version",
+        op(
+            "Create a key backup version",
+            "POST /_matrix/client/v3/room_keys/version",
+            body=obj(["algorithm", "auth_data"], algorithm=STR, auth_data=OBJ),
+            ok=obj(["version"], version=STR),
+            aliases=("r0", "unstable"),
+        ),
+    ),
+    (
+        "GET",
+        C + "/room_keys/version",
+        op(
+            "Current key backup version",
+            "GET /_matrix/client/v3/room_keys/version",
+            ok=ref("BackupVersion"),
+            errors=(404,),
+            aliases=("r0", "unstable"),
+        ),
+    ),
+    (
+        "GET",
+        C + "/room_keys/version/{version}",
+        op(
+            "A key backup version",
+            "GET /_matrix/client/v3/room_keys/version/{version}",
+            ok=ref("BackupVersion"),
+            errors=(404,),
+            aliases=("r0", "unstable"),
+        ),
+    ),
+    (
+        "PUT",
+        C + "/room_keys/version/{version}",
+        op(
+            "Update a key backup version's auth data",
+            "PUT /_matrix/client/v3/room_keys/version/{version}",
+            body=obj(["algorithm", "auth_data"], algorithm=STR, auth_data=OBJ, version=STR),
+            errors=(404,),
+            aliases=("r0", "unstable"),
+        ),
+    ),
+    (
+        "DELETE",
+        C + "/room_keys/version/{version}",
+        op(
+            "Delete a key backup version",
+            "DELETE /_matrix/client/v3/room_keys/version/{version}",
+            errors=(404,),
+            aliases=("r0", "unstable"),
+        ),
+    ),
     *[
-        (method, C + "/room_keys/keys" + suffix,
-         op(f"{verb} backed-up keys" + (" of a room" if suffix == "/{roomId}" else " of a session" if suffix else ""),
-            f"{method} /_matrix/client/v3/room_keys/keys" + suffix,
-            body=(None if method != "PUT" else ref("KeyBackupData") if "session" in suffix
-                  else obj(["sessions"], sessions=OBJ) if suffix else obj(["rooms"], rooms=OBJ)),
-            ok=(ref("BackupCounts") if method != "GET" else ref("KeyBackupData") if "session" in suffix
-                else obj(["sessions"], sessions=OBJ) if suffix else obj(["rooms"], rooms=OBJ)),
-            errors=(403, 404), query={"version": string_param(required=True)}, aliases=("r0", "unstable")))
+        (
+            method,
+            C + "/room_keys/keys" + suffix,
+            op(
+                f"{verb} backed-up keys"
+                + (" of a room" if suffix == "/{roomId}" else " of a session" if suffix else ""),
+                f"{method} /_matrix/client/v3/room_keys/keys" + suffix,
+                body=(
+                    None
+                    if method != "PUT"
+                    else ref("KeyBackupData")
+                    if "session" in suffix
+                    else obj(["sessions"], sessions=OBJ)
+                    if suffix
+                    else obj(["rooms"], rooms=OBJ)
+                ),
+                ok=(
+                    ref("BackupCounts")
+                    if method != "GET"
+                    else ref("KeyBackupData")
+                    if "session" in suffix
+                    else obj(["sessions"], sessions=OBJ)
+                    if suffix
+                    else obj(["rooms"], rooms=OBJ)
+                ),
+                errors=(403, 404),
+                query={"version": string_param(required=True)},
+                aliases=("r0", "unstable"),
+            ),
+        )
         for method, verb in (("PUT", "Store"), ("GET", "Read"), ("DELETE", "Delete"))
         for suffix in ("", "/{roomId}", "/{roomId}/{sessionId}")
     ],
     # the reference web client (not part of the Matrix API)
-    ("GET", "/", op("The web client's index.html", "not Matrix: Plait's reference web client", auth=False,
-                    raw_ok="HTML", raw_ok_type="text/html", r0=False)),
-    ("GET", "/{path}",
-     op("Web client files; any other path not under /_matrix/ or /.well-known/ answers index.html",
-        "not Matrix: Plait's reference web client", auth=False, raw_ok="A file of the web client",
-        errors=(404,), r0=False,
-        note="`{path}` spans any number of segments. Paths under /_matrix/, /.well-known/, /_synapse/ "
-        "and /_plait/ that no endpoint serves answer 404 M_UNRECOGNIZED.")),
+    (
+        "GET",
+        "/",
+        op(
+            "The web client's index.html",
+            "not Matrix: Plait's reference web client",
+            auth=False,
+            raw_ok="HTML",
+            raw_ok_type="text/html",
+            r0=False,
+        ),
+    ),
+    (
+        "GET",
+        "/{path}",
+        op(
+            "Web client files; any other path not under /_matrix/ or /.well-known/ answers index.html",
+            "not Matrix: Plait's reference web client",
+            auth=False,
+            raw_ok="A file of the web client",
+            errors=(404,),
+            r0=False,
+            note="`{path}` spans any number of segments. Paths under /_matrix/, /.well-known/, /_synapse/ "
+            "and /_plait/ that no endpoint serves answer 404 M_UNRECOGNIZED.",
+        ),
+    ),
     *[
-        (method, "/{path}",
-         op("No endpoint: always 404 M_UNRECOGNIZED", "API Standards: unknown endpoints", auth=False,
-            errors=(404,), r0=False, note="Routed so that unknown paths answer 404, not 405."))
+        (
+            method,
+            "/{path}",
+            op(
+                "No endpoint: always 404 M_UNRECOGNIZED",
+                "API Standards: unknown endpoints",
+                auth=False,
+                errors=(404,),
+                r0=False,
+                note="Routed so that unknown paths answer 404, not 405.",
+            ),
+        )
         for method in ("POST", "PUT", "DELETE", "PATCH")
     ],
     # media
-    ("POST", MEDIA_V3 + "/upload",
-     op("Upload content", "POST /_matrix/media/v3/upload", raw_body=True, ok=ref("ContentUri"),
-        errors=(403, 413), query={"filename": STR}, r0=False)),
-    ("PUT", MEDIA_V3 + "/upload/{serverName}/{mediaId}",
-     op("Upload to a created media ID", "PUT /_matrix/media/v3/upload/{serverName}/{mediaId}", raw_body=True,
-        errors=(403, 404, 409, 413), query={"filename": STR}, r0=False)),
-    ("POST", "/_matrix/media/v1/create",
-     op("Create a media ID to upload later", "POST /_matrix/media/v1/create",
-        ok=ref("CreateContentResponse"), errors=(403,), r0=False)),
-    ("GET", MEDIA_V1 + "/config", op("Media limits", "GET /_matrix/client/v1/media/config",
-                                     ok=ref("MediaConfig"), r0=False)),
+    (
+        "POST",
+        MEDIA_V3 + "/upload",
+        op(
+            "Upload content",
+            "POST /_matrix/media/v3/upload",
+            raw_body=True,
+            ok=ref("ContentUri"),
+            errors=(403, 413),
+            query={"filename": STR},
+            r0=False,
+        ),
+    ),
+    (
+        "PUT",
+        MEDIA_V3 + "/upload/{serverName}/{mediaId}",
+        op(
+            "Upload to a created media ID",
+            "PUT /_matrix/media/v3/upload/{serverName}/{mediaId}",
+            raw_body=True,
+            errors=(403, 404, 409, 413),
+            query={"filename": STR},
+            r0=False,
+        ),
+    ),
+    (
+        "POST",
+        "/_matrix/media/v1/create",
+        op(
+            "Create a media ID to upload later",
+            "POST /_matrix/media/v1/create",
+            ok=ref("CreateContentResponse"),
+            errors=(403,),
+            r0=False,
+        ),
+    ),
+    (
+        "GET",
+        MEDIA_V1 + "/config",
+        op("Media limits", "GET /_matrix/client/v1/media/config", ok=ref("MediaConfig"), r0=False),
+    ),
     *[
-        ("GET", MEDIA_V1 + "/download/{serverName}/{mediaId}" + suffix,
-         op("Download content" + (" (nio's trailing slash)" if suffix == "/" else ""),
-            "GET /_matrix/client/v1/media/download/{serverName}/{mediaId}" + ("/{fileName}" if "{" in suffix else ""),
-            raw_ok="The content; 206 with a Range header", errors=(404, 416, 504),
-            query={"timeout_ms": INT}, r0=False))
+        (
+            "GET",
+            MEDIA_V1 + "/download/{serverName}/{mediaId}" + suffix,
+            op(
+                "Download content" + (" (nio's trailing slash)" if suffix == "/" else ""),
+                "GET /_matrix/client/v1/media/download/{serverName}/{mediaId}"
+                + ("/{fileName}" if "{" in suffix else ""),
+                raw_ok="The content; 206 with a Range header",
+                errors=(404, 416, 504),
+                query={"timeout_ms": INT},
+                r0=False,
+            ),
+        )
         for suffix in ("", "/", "/{fileName}")
     ],
-    ("GET", MEDIA_V1 + "/thumbnail/{serverName}/{mediaId}",
-     op("Thumbnail", "GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}",
-        raw_ok="The thumbnail image", errors=(404, 413, 504),
-        query={"width": {"type": "integer", "required": True}, "height": {"type": "integer", "required": True},
-               "method": string_param(enum=["crop", "scale"]), "animated": BOOL, "timeout_ms": INT},
-        r0=False)),
-    ("GET", MEDIA_V1 + "/preview_url",
-     op("URL preview", "GET /_matrix/client/v1/media/preview_url", ok=OBJ, errors=(403, 502, 504),
-        query={"url": string_param(required=True), "ts": INT}, r0=False)),
-    ("GET", MEDIA_V3 + "/config",
-     op("Media limits (deprecated, unauthenticated)", "GET /_matrix/media/v3/config", auth=False,
-        ok=ref("MediaConfig"), errors=(404,), r0=False,
-        note="404 M_NOT_FOUND unless `media.enable_legacy_unauthenticated` is on.")),
+    (
+        "GET",
+        MEDIA_V1 + "/thumbnail/{serverName}/{mediaId}",
+        op(
+            "Thumbnail",
+            "GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}",
+            raw_ok="The thumbnail image",
+            errors=(404, 413, 504),
+            query={
+                "width": {"type": "integer", "required": True},
+                "height": {"type": "integer", "required": True},
+                "method": string_param(enum=["crop", "scale"]),
+                "animated": BOOL,
+                "timeout_ms": INT,
+            },
+            r0=False,
+        ),
+    ),
+    (
+        "GET",
+        MEDIA_V1 + "/preview_url",
+        op(
+            "URL preview",
+            "GET /_matrix/client/v1/media/preview_url",
+            ok=OBJ,
+            errors=(403, 502, 504),
+            query={"url": string_param(required=True), "ts": INT},
+            r0=False,
+        ),
+    ),
+    (
+        "GET",
+        MEDIA_V3 + "/config",
+        op(
+            "Media limits (deprecated, unauthenticated)",
+            "GET /_matrix/media/v3/config",
+            auth=False,
+            ok=ref("MediaConfig"),
+            errors=(404,),
+            r0=False,
+            note="404 M_NOT_FOUND unless `media.enable_legacy_unauthenticated` is on.",
+        ),
+    ),
     *[
-        ("GET", MEDIA_V3 + "/download/{serverName}/{mediaId}" + suffix,
-         op("Download (deprecated, unauthenticated)", "GET /_matrix/media/v3/download/{serverName}/{mediaId}",
-            auth=False, raw_ok="The content", errors=(404, 416, 504), r0=False,
-            note="404 M_NOT_FOUND unless `media.enable_legacy_unauthenticated` is on."))
+        (
+            "GET",
+            MEDIA_V3 + "/download/{serverName}/{mediaId}" + suffix,
+            op(
+                "Download (deprecated, unauthenticated)",
+                "GET /_matrix/media/v3/download/{serverName}/{mediaId}",
+                auth=False,
+                raw_ok="The content",
+                errors=(404, 416, 504),
+                r0=False,
+                note="404 M_NOT_FOUND unless `media.enable_legacy_unauthenticated` is on.",
+            ),
+        )
         for suffix in ("", "/", "/{fileName}")
     ],
-    ("GET", MEDIA_V3 + "/thumbnail/{serverName}/{mediaId}",
-     op("Thumbnail (deprecated, unauthenticated)", "GET /_matrix/media/v3/thumbnail/{serverName}/{mediaId}",
-        auth=False, raw_ok="The thumbnail", errors=(404, 413, 504), r0=False,
-        note="404 M_NOT_FOUND unless `media.enable_legacy_unauthenticated` is on.")),
-    ("GET", MEDIA_V3 + "/preview_url",
-     op("URL preview (deprecated path, still authenticated)", "GET /_matrix/media/v3/preview_url",
-        ok=OBJ, errors=(403, 502, 504), query={"url": string_param(required=True)}, r0=False)),
+    (
+        "GET",
+        MEDIA_V3 + "/thumbnail/{serverName}/{mediaId}",
+        op(
+            "Thumbnail (deprecated, unauthenticated)",
+            "GET /_matrix/media/v3/thumbnail/{serverName}/{mediaId}",
+            auth=False,
+            raw_ok="The thumbnail",
+            errors=(404, 413, 504),
+            r0=False,
+            note="404 M_NOT_FOUND unless `media.enable_legacy_unauthenticated` is on.",
+        ),
+    ),
+    (
+        "GET",
+        MEDIA_V3 + "/preview_url",
+        op(
+            "URL preview (deprecated path, still authenticated)",
+            "GET /_matrix/media/v3/preview_url",
+            ok=OBJ,
+            errors=(403, 502, 504),
+            query={"url": string_param(required=True)},
+            r0=False,
+        ),
+    ),
 ]
 
 
@@ -734,7 +1634,7 @@ def build() -> dict[str, Any]:
         aliases = operation.pop("x-aliases")
         variants = [(path, False)]
         if path.startswith(C):
-            variants += [(f"/_matrix/client/{a}" + path[len(C):], True) for a in aliases]
+            variants += [(f"/_matrix/client/{a}" + path[len(C) :], True) for a in aliases]
         for p, deprecated in variants:
             entry = paths.setdefault(p, {})
             params = path_parameters(p)
@@ -744,7 +1644,9 @@ def build() -> dict[str, Any]:
             if deprecated:
                 o["deprecated"] = True
                 o["description"] = (o.get("description", "") + " Alias of the v3 endpoint.").strip()
-            o["operationId"] = f"{method.lower()}_{p.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"
+            o["operationId"] = (
+                f"{method.lower()}_{p.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"
+            )
             if method.lower() in entry:
                 raise ValueError(f"duplicate operation {method} {p}")
             entry[method.lower()] = o
@@ -770,8 +1672,12 @@ def build() -> dict[str, Any]:
             "responses": responses,
             "securitySchemes": {
                 "accessToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "accessTokenQuery": {"type": "apiKey", "in": "query", "name": "access_token",
-                                     "description": "Deprecated by Matrix; still accepted."},
+                "accessTokenQuery": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "access_token",
+                    "description": "Deprecated by Matrix; still accepted.",
+                },
             },
         },
     }

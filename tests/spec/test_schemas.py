@@ -77,9 +77,7 @@ async def test_main_endpoints_answer_as_documented(client: httpx.AsyncClient) ->
     spent = {"refresh_token": login["refresh_token"]}
     body = await call(client, "POST", C + "/refresh", json_body=spent, expect=401)
     assert body["errcode"] == "M_UNKNOWN_TOKEN"
-    await call(
-        client, "GET", C + "/account/whoami", token=refreshed["access_token"], expect=401
-    )
+    await call(client, "GET", C + "/account/whoami", token=refreshed["access_token"], expect=401)
 
     await call(client, "GET", C + "/account/whoami", token=token)
     await call(client, "GET", C + "/capabilities", token=token)
