@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -39,11 +40,13 @@ from homeserver.storage.timeline import (
     read_user_memberships,
 )
 from homeserver.sync.filters import DEFAULT_FILTER, Filter, apply_event_fields, parse_filter
-from homeserver.sync.rooms import RoomSync
+from homeserver.sync.rooms import RoomSync, Timeline
 from homeserver.sync.sources import SyncSources
 from homeserver.timeline.client_events import ClientEvents
 
 MAX_TIMEOUT_MS = 60_000
+# Rooms of one response built at once (each holds a database thread at a time).
+ROOMS_IN_PARALLEL = 4
 MAX_INLINE_FILTER = 8192
 
 
@@ -166,19 +169,25 @@ class SyncService:
         since = request.since
         room_filter = request.filter.room
         since_events = min(since.events, upto.events) if since is not None else 0
-        memberships = {
+        # Independent reads run side by side: a sync's latency is its slowest
+        # read, not their sum (each is a trip to a database thread).
+        first: dict[str, Any] = {}
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                _into, first, "memberships", self._memberships_at, user_id, upto.events
+            )
+            nursery.start_soon(_into, first, "account_data", self._account_data, request, upto)
+            nursery.start_soon(_into, first, "ignored", self._ignored, user_id)
+            nursery.start_soon(_into, first, "presence", self._presence, request)
+        memberships: dict[str, _UserMembership] = {
             room_id: m
-            for room_id, m in (await self._memberships_at(user_id, upto.events)).items()
+            for room_id, m in first["memberships"].items()
             if room_filter.matches_room(room_id)
         }
+        account_data: _AccountData = first["account_data"]
+        ignored: frozenset[str] = first["ignored"]
         joined = [r for r, m in memberships.items() if m.membership == "join"]
-
-        account_data = await self._account_data(request, upto)
         ephemeral = await self._ephemeral(request, joined, upto)
-        source = self.sources.account_data
-        ignored = (
-            frozenset(await source.ignored_users(user_id)) if source is not None else frozenset()
-        )
 
         newly_joined: set[str] = set()
         if since is None or request.full_state:
@@ -197,18 +206,21 @@ class SyncService:
             full_rooms = newly_joined
 
         join: dict[str, Any] = {}
-        for room_id in join_rooms:
-            full = room_id in full_rooms
-            section = await self._joined_room(
-                request,
-                room_id,
-                after=0 if since is None else since_events,
-                upto=upto,
-                full=full,
-                ephemeral=ephemeral.get(room_id, []),
-                account_data=account_data.rooms.get(room_id, {}),
-                ignored=ignored,
-            )
+        limiter = trio.CapacityLimiter(ROOMS_IN_PARALLEL)
+
+        async def build_room(room_id: str) -> None:
+            async with limiter:
+                full = room_id in full_rooms
+                section = await self._joined_room(
+                    request,
+                    room_id,
+                    after=0 if since is None else since_events,
+                    upto=upto,
+                    full=full,
+                    ephemeral=ephemeral.get(room_id, []),
+                    account_data=account_data.rooms.get(room_id, {}),
+                    ignored=ignored,
+                )
             empty = not (
                 section["timeline"]["events"]
                 or section["state"]["events"]
@@ -217,6 +229,10 @@ class SyncService:
             )
             if full or not empty:
                 join[room_id] = section
+
+        async with trio.open_nursery() as nursery:
+            for room_id in join_rooms:
+                nursery.start_soon(build_room, room_id)
 
         invite: dict[str, Any] = {}
         leave: dict[str, Any] = {}
@@ -237,7 +253,7 @@ class SyncService:
             "next_batch": upto.to_string(),
             "rooms": {"join": join, "invite": invite, "leave": leave, "knock": {}},
             "account_data": {"events": account_data.global_events},
-            "presence": {"events": await self._presence(request)},
+            "presence": {"events": first["presence"]},
             "to_device": {"events": []},
             "device_one_time_keys_count": {},
             "device_unused_fallback_key_types": [],
@@ -269,17 +285,23 @@ class SyncService:
     ) -> dict[str, Any]:
         user_id = request.user_id
         room_filter = request.filter.room
-        timeline = await self.rooms.timeline(
-            user_id, room_id, after, upto.events, room_filter.timeline, ignored
-        )
-        read_up_to = 0
-        receipts = self.sources.receipts
-        if receipts is not None:
-            found = await receipts.latest_read_position(user_id, room_id)
-            read_up_to = found[1] if found is not None else 0
-        summary, heroes, unread = await self.rooms.summary_and_unread(
-            user_id, room_id, read_up_to, upto.events
-        )
+        parts: dict[str, Any] = {}
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                _into,
+                parts,
+                "timeline",
+                self.rooms.timeline,
+                user_id,
+                room_id,
+                after,
+                upto.events,
+                room_filter.timeline,
+                ignored,
+            )
+            nursery.start_soon(_into, parts, "counts", self._counts, user_id, room_id, upto)
+        timeline: Timeline = parts["timeline"]
+        summary, heroes, unread = parts["counts"]
         state = await self.rooms.state_section(
             user_id,
             room_id,
@@ -291,17 +313,27 @@ class SyncService:
             heroes=heroes,
         )
         fields = request.filter.event_fields
-        timeline_json = await self.client_events.serialize(
-            timeline.events, user_id=user_id, device_id=request.device_id
-        )
-        state_json = await self.client_events.serialize(state)
+        serialized: dict[str, Any] = {}
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                functools.partial(
+                    _into,
+                    serialized,
+                    "timeline",
+                    self.client_events.serialize,
+                    timeline.events,
+                    user_id=user_id,
+                    device_id=request.device_id,
+                )
+            )
+            nursery.start_soon(_into, serialized, "state", self.client_events.serialize, state)
         return {
             "timeline": {
-                "events": [apply_event_fields(e, fields) for e in timeline_json],
+                "events": [apply_event_fields(e, fields) for e in serialized["timeline"]],
                 "limited": timeline.limited,
                 "prev_batch": timeline.prev_batch,
             },
-            "state": {"events": [apply_event_fields(e, fields) for e in state_json]},
+            "state": {"events": [apply_event_fields(e, fields) for e in serialized["state"]]},
             "ephemeral": {"events": ephemeral},
             "account_data": {
                 "events": [
@@ -313,6 +345,23 @@ class SyncService:
             "summary": summary,
             "unread_notifications": {"notification_count": unread, "highlight_count": 0},
         }
+
+    async def _counts(
+        self, user_id: str, room_id: str, upto: StreamToken
+    ) -> tuple[dict[str, Any], list[str], int]:
+        """Summary, heroes and unread count (after the user's read receipt, if any)."""
+        read_up_to = 0
+        receipts = self.sources.receipts
+        if receipts is not None:
+            found = await receipts.latest_read_position(user_id, room_id)
+            read_up_to = found[1] if found is not None else 0
+        return await self.rooms.summary_and_unread(user_id, room_id, read_up_to, upto.events)
+
+    async def _ignored(self, user_id: str) -> frozenset[str]:
+        source = self.sources.account_data
+        if source is None:
+            return frozenset()
+        return frozenset(await source.ignored_users(user_id))
 
     async def _left_room(
         self,
@@ -429,6 +478,13 @@ class SyncService:
             changed, left = await e2e.device_lists(user_id, since, upto)
             response["device_lists"] = {"changed": changed, "left": left}
         return bool(events or changed or left)
+
+
+async def _into(
+    results: dict[str, Any], key: str, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+) -> None:
+    """Run ``fn`` and keep its result under ``key`` (for reads started in one nursery)."""
+    results[key] = await fn(*args, **kwargs)
 
 
 @attrs.frozen
