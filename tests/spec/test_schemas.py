@@ -211,3 +211,167 @@ async def test_error_answers_use_the_error_schema(client: httpx.AsyncClient) -> 
         expect=403,
     )
     assert body["errcode"] == "M_FORBIDDEN"
+
+
+async def test_room_and_ephemeral_endpoints_answer_as_documented(
+    client: httpx.AsyncClient,
+) -> None:
+    async def register(name: str) -> dict[str, Any]:
+        body = {"username": name, "password": "pw-" + name, "auth": {"type": "m.login.dummy"}}
+        result: dict[str, Any] = await call(client, "POST", C + "/register", json_body=body)
+        return result
+
+    alice, bob = await register("alice"), await register("bob")
+    a, b = alice["access_token"], bob["access_token"]
+    room = await call(
+        client,
+        "POST",
+        C + "/createRoom",
+        token=a,
+        json_body={"preset": "public_chat", "visibility": "public", "name": "Lobby"},
+    )
+    room_id = room["room_id"]
+    await call(client, "POST", C + "/join/{roomIdOrAlias}", token=b, roomIdOrAlias=room_id)
+    sent = await call(
+        client,
+        "PUT",
+        C + "/rooms/{roomId}/send/{eventType}/{txnId}",
+        token=a,
+        json_body={"msgtype": "m.text", "body": "hi"},
+        roomId=room_id,
+        eventType="m.room.message",
+        txnId="1",
+    )
+    event_id = sent["event_id"]
+    await call(
+        client,
+        "PUT",
+        C + "/rooms/{roomId}/state/{eventType}/{stateKey}",
+        token=a,
+        json_body={"topic": "tea"},
+        roomId=room_id,
+        eventType="m.room.topic",
+        stateKey="",
+    )
+    await call(
+        client,
+        "GET",
+        C + "/rooms/{roomId}/state/{eventType}/{stateKey}",
+        token=a,
+        roomId=room_id,
+        eventType="m.room.topic",
+        stateKey="",
+    )
+    await call(client, "GET", C + "/publicRooms")
+    await call(client, "POST", C + "/publicRooms", token=a, json_body={"limit": 5})
+    await call(client, "GET", C + "/directory/list/room/{roomId}", roomId=room_id)
+    await call(client, "GET", C + "/rooms/{roomId}/aliases", token=a, roomId=room_id)
+    await call(
+        client, "POST", C + "/user_directory/search", token=a, json_body={"search_term": "bo"}
+    )
+    await call(
+        client,
+        "PUT",
+        C + "/rooms/{roomId}/typing/{userId}",
+        token=a,
+        json_body={"typing": True, "timeout": 5000},
+        roomId=room_id,
+        userId=alice["user_id"],
+    )
+    await call(
+        client,
+        "POST",
+        C + "/rooms/{roomId}/receipt/{receiptType}/{eventId}",
+        token=b,
+        json_body={},
+        roomId=room_id,
+        receiptType="m.read",
+        eventId=event_id,
+    )
+    await call(
+        client,
+        "POST",
+        C + "/rooms/{roomId}/read_markers",
+        token=b,
+        json_body={"m.fully_read": event_id},
+        roomId=room_id,
+    )
+    await call(
+        client,
+        "PUT",
+        C + "/presence/{userId}/status",
+        token=b,
+        json_body={"presence": "online", "status_msg": "here"},
+        userId=bob["user_id"],
+    )
+    await call(client, "GET", C + "/presence/{userId}/status", token=a, userId=bob["user_id"])
+    filter_id = await call(
+        client,
+        "POST",
+        C + "/user/{userId}/filter",
+        token=b,
+        json_body={"room": {"timeline": {"limit": 5}}},
+        userId=bob["user_id"],
+    )
+    await call(
+        client,
+        "GET",
+        C + "/user/{userId}/filter/{filterId}",
+        token=b,
+        userId=bob["user_id"],
+        filterId=filter_id["filter_id"],
+    )
+    await call(
+        client,
+        "PUT",
+        C + "/user/{userId}/rooms/{roomId}/tags/{tag}",
+        token=b,
+        json_body={"order": 0.5},
+        userId=bob["user_id"],
+        roomId=room_id,
+        tag="u.work",
+    )
+    await call(
+        client,
+        "GET",
+        C + "/user/{userId}/rooms/{roomId}/tags",
+        token=b,
+        userId=bob["user_id"],
+        roomId=room_id,
+    )
+    await call(
+        client,
+        "PUT",
+        C + "/user/{userId}/account_data/{type}",
+        token=b,
+        json_body={"theme": "dark"},
+        userId=bob["user_id"],
+        type="org.example.settings",
+    )
+    # Bob's sync now holds a timeline, typing, receipts, tags, account data, presence.
+    sync = await call(
+        client,
+        "GET",
+        C + "/sync",
+        token=b,
+        params={"filter": filter_id["filter_id"]},
+    )
+    joined = sync["rooms"]["join"][room_id]
+    assert joined["timeline"]["events"]
+    await call(client, "GET", C + "/rooms/{roomId}/members", token=b, roomId=room_id)
+    await call(client, "GET", C + "/pushrules/global/", token=b)
+    await call(
+        client,
+        "GET",
+        C + "/pushrules/{scope}/{kind}/{ruleId}",
+        token=b,
+        scope="global",
+        kind="override",
+        ruleId=".m.rule.master",
+    )
+    await call(client, "GET", C + "/voip/turnServer", token=b)
+    await call(client, "POST", C + "/rooms/{roomId}/leave", token=b, roomId=room_id)
+    body = await call(
+        client, "POST", C + "/rooms/{roomId}/forget", token=a, roomId=room_id, expect=400
+    )
+    assert body["errcode"] == "M_UNKNOWN"
