@@ -8,6 +8,7 @@ documented route that nobody serves.
 from __future__ import annotations
 
 import json
+import re
 
 from plait_fixtures import RunningServer
 from spec_helpers import HTTP_METHODS, SPEC_DIR, documented_operations, normalise, openapi
@@ -79,3 +80,25 @@ def test_openapi_document_is_well_formed() -> None:
             for status, response in operation["responses"].items():
                 if int(status) >= 400 and "$ref" in response:
                     assert response["$ref"] == f"#/components/responses/E{status}"
+
+
+_PROSE_PATH = re.compile(r"(/_matrix/[A-Za-z0-9_./{}\-]*|/\.well-known/[a-z/]+)")
+
+
+def test_prose_documents_every_route() -> None:
+    """Each v1/v3 path of openapi.json is written out in some spec/*.md page.
+
+    Aliases (r0, unstable) and the web client's paths are documented as groups
+    (http.md), so they are not looked for one by one.
+    """
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(SPEC_DIR.glob("*.md")))
+    mentioned = {normalise(m.rstrip(".")) for m in _PROSE_PATH.findall(text)}
+    missing = [
+        path
+        for path in openapi()["paths"]
+        if path.startswith(("/_matrix/", "/.well-known/"))
+        and "/r0/" not in path
+        and "/unstable/" not in path
+        and normalise(path) not in mentioned
+    ]
+    assert not missing, f"routes no spec/*.md page writes out: {missing}"
