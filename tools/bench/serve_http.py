@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import logging.handlers
 import sys
 
 import trio
@@ -45,8 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--access-log", metavar="FILE", help="write the access log here")
     args = parser.parse_args(argv)
     if args.access_log:
-        handler = logging.FileHandler(args.access_log)
-        logging.getLogger("plait.access").addHandler(handler)
+        # Buffered: a write per request would cost more than the request itself.
+        target = logging.FileHandler(args.access_log)
+        target.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        buffered = logging.handlers.MemoryHandler(
+            1000, flushLevel=logging.ERROR, target=target, flushOnClose=True
+        )
+        logging.getLogger("plait.access").addHandler(buffered)
         logging.getLogger("plait.access").setLevel(logging.INFO)
     router = Router()
     router.add("GET", "/_matrix/client/versions", versions)
