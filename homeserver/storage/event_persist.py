@@ -129,7 +129,9 @@ def persist_event_txn(
                 prev_state=before.state,
                 delta=event_delta,
             )
-            new_groups[group_after] = dict(state_after)
+            # _state_after built a fresh map for this state event: no need to copy it.
+            assert isinstance(state_after, dict)
+            new_groups[group_after] = state_after
 
     stream_ordering = allocate_stream_ordering(conn)
     content = pdu.get("content", {})

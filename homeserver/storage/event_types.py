@@ -92,6 +92,8 @@ class EventToPersist:
 
 @attrs.frozen
 class PersistResult:
+    """What a persist wrote. The maps are handed to the state cache: read them, never mutate."""
+
     event: StoredEvent
     # Groups written by the transaction, for the cache once it has committed.
     new_groups: dict[int, dict[StateKey, str]]

@@ -70,12 +70,14 @@ class StateGroupCache:
             self._entries.move_to_end(group)
             return state
 
-    def put(self, group: int, state: Mapping[StateKey, str]) -> None:
+    def put(self, group: int, state: Mapping[StateKey, str], *, copy: bool = True) -> None:
+        """Cache ``state``; ``copy=False`` hands over a dict nobody else will mutate."""
+        owned = dict(state) if copy or not isinstance(state, dict) else state
         with self._lock:
             old = self._entries.pop(group, None)
             if old is not None:
                 self._keys -= len(old)
-            self._entries[group] = dict(state)
+            self._entries[group] = owned
             self._keys += len(state)
             # The newest entry always stays, however large.
             while len(self._entries) > 1 and (
