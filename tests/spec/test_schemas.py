@@ -13,6 +13,8 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import pytest
+from plait_fixtures import RunningServer
 from spec_helpers import request_schema_validate, validate
 
 C = "/_matrix/client/v3"
@@ -375,3 +377,45 @@ async def test_room_and_ephemeral_endpoints_answer_as_documented(
         client, "POST", C + "/rooms/{roomId}/forget", token=a, roomId=room_id, expect=400
     )
     assert body["errcode"] == "M_UNKNOWN"
+
+
+@pytest.mark.server_config(registration="token")
+async def test_token_registration_answers_as_documented(
+    client: httpx.AsyncClient, server: RunningServer
+) -> None:
+    """authentication.md: in ``token`` mode the flow is registration token, then dummy."""
+    await server.hs.registration.create_token("tea-party", uses_allowed=1)
+    valid = await call(
+        client,
+        "GET",
+        "/_matrix/client/v1/register/m.login.registration_token/validity",
+        params={"token": "tea-party"},
+    )
+    assert valid == {"valid": True}
+    reg = {"username": "alice", "password": "wonderland-42"}
+    uia = await call(client, "POST", C + "/register", json_body=reg, expect=401)
+    assert uia["flows"] == [{"stages": ["m.login.registration_token", "m.login.dummy"]}]
+    token_stage = {"type": "m.login.registration_token", "token": "nope", "session": uia["session"]}
+    failed = await call(
+        client, "POST", C + "/register", json_body={**reg, "auth": token_stage}, expect=401
+    )
+    assert failed["errcode"] == "M_UNAUTHORIZED"
+    token_stage["token"] = "tea-party"
+    step = await call(
+        client, "POST", C + "/register", json_body={**reg, "auth": token_stage}, expect=401
+    )
+    assert step["completed"] == ["m.login.registration_token"]
+    dummy = {"type": "m.login.dummy", "session": uia["session"]}
+    await call(client, "POST", C + "/register", json_body={**reg, "auth": dummy})
+
+
+@pytest.mark.server_config(registration="closed")
+async def test_closed_registration_is_forbidden(client: httpx.AsyncClient) -> None:
+    body = await call(
+        client,
+        "POST",
+        C + "/register",
+        json_body={"username": "alice", "password": "x"},
+        expect=403,
+    )
+    assert body["errcode"] == "M_FORBIDDEN"
