@@ -129,9 +129,11 @@ def add_routes(router: Router, hs: HomeServer) -> None:
         event = await hs.room_state.get_state_event(
             requester.user_id, params["roomId"], params["eventType"], params.get("stateKey", "")
         )
+        # Serialized like every read path, so a redacted state event shows its redacted content.
+        serialized = (await hs.messages.client_events.serialize([event]))[0]
         if request.query_one("format") == "event":
-            return Response.json((await hs.messages.client_events.serialize([event]))[0])
-        content: dict[str, Any] = event.pdu.get("content", {})
+            return Response.json(serialized)
+        content: dict[str, Any] = serialized.get("content", {})
         return Response.json(content)
 
     async def put_state_event(request: Request) -> Response:

@@ -15,9 +15,12 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from homeserver.core.redaction import redact_event
+from homeserver.core.room_versions import get_room_version
 from homeserver.storage.accounts import profiles
-from homeserver.storage.event_tables import current_state, events
+from homeserver.storage.event_tables import current_state, events, rooms
 from homeserver.storage.metadata import metadata
+from homeserver.storage.timeline import read_redactions
 
 # Rooms a user asked to forget (spec: POST /rooms/{roomId}/forget); a new
 # membership in the room clears the mark.
@@ -182,21 +185,36 @@ SUMMARY_TYPES = (
 def summary_state(
     conn: Connection, room_ids: Sequence[str]
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """room_id -> event type -> content of the rooms' current summary state, in one query."""
+    """room_id -> event type -> content of the rooms' current summary state, in one query.
+
+    Redacted events contribute their redacted content (a redacted name is no name).
+    """
     out: dict[str, dict[str, dict[str, Any]]] = {room_id: {} for room_id in room_ids}
     ids = list(room_ids)
     for start in range(0, len(ids), 500):
         rows = conn.execute(
-            sa.select(current_state.c.room_id, current_state.c.type, events.c.json)
+            sa.select(
+                current_state.c.room_id,
+                current_state.c.type,
+                events.c.event_id,
+                events.c.json,
+                rooms.c.room_version,
+            )
             .join(events, events.c.event_id == current_state.c.event_id)
+            .join(rooms, rooms.c.room_id == current_state.c.room_id)
             .where(
                 current_state.c.room_id.in_(ids[start : start + 500]),
                 current_state.c.type.in_(SUMMARY_TYPES),
                 current_state.c.state_key == "",
             )
         ).all()
+        redacted = read_redactions(conn, [row.event_id for row in rows])
         for row in rows:
-            content = json.loads(row.json).get("content")
+            pdu = json.loads(row.json)
+            version = get_room_version(row.room_version)
+            if row.event_id in redacted and version is not None:
+                pdu = redact_event(pdu, version)
+            content = pdu.get("content")
             if isinstance(content, dict):
                 out[row.room_id][row.type] = content
     return out

@@ -211,3 +211,17 @@ async def test_user_directory(client: httpx.AsyncClient, register_user: Register
         400,
         "M_INVALID_PARAM",
     )
+
+
+async def test_public_rooms_hide_redacted_names(
+    client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await make_user(client, register_user, "alice")
+    room_id = await alice.create_room(visibility="public", name="Oops", topic="kept")
+    room = f"/rooms/{quote(room_id)}"
+    event = (await alice.get(f"{room}/state/m.room.name", params={"format": "event"})).json()
+    response = await alice.put(f"{room}/redact/{quote(event['event_id'])}/t1", {})
+    assert response.status_code == 200, response.text
+    entry = (await client.get(f"{V3}/publicRooms")).json()["chunk"][0]
+    assert "name" not in entry
+    assert entry["topic"] == "kept" and entry["join_rule"] == "public"

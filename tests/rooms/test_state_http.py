@@ -168,3 +168,17 @@ async def test_unknown_and_malformed_rooms(
     assert_error(await alice.get(f"{base}/state"), status, errcode)
     assert_error(await alice.get(f"{base}/state/m.room.name"), status, errcode)
     assert_error(await alice.put(f"{base}/state/m.room.name", {"name": "x"}), status, errcode)
+
+
+async def test_redacted_state_shows_redacted_content(
+    client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await make_user(client, register_user, "alice")
+    room_id = await alice.create_room(name="secret name")
+    room = f"/rooms/{quote(room_id)}"
+    event = (await alice.get(f"{room}/state/m.room.name", params={"format": "event"})).json()
+    response = await alice.put(f"{room}/redact/{quote(event['event_id'])}/txn1", {})
+    assert response.status_code == 200, response.text
+    assert (await alice.get(f"{room}/state/m.room.name")).json() == {}
+    state = await alice.state(room_id)
+    assert state[("m.room.name", "")]["content"] == {}
