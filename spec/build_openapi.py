@@ -1622,6 +1622,34 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
+# Request body limits in bytes where a route sets its own (limits.md); every other
+# route takes the server default ``http.max_json_body``. A string names the config key.
+SMALL = 64 * 1024
+MAX_BODY: dict[tuple[str, str], int | str] = {
+    ("POST", C + "/register"): SMALL,
+    ("POST", C + "/login"): SMALL,
+    ("POST", C + "/refresh"): SMALL,
+    ("POST", C + "/account/password"): SMALL,
+    ("POST", C + "/account/deactivate"): SMALL,
+    ("PUT", C + "/devices/{deviceId}"): SMALL,
+    ("DELETE", C + "/devices/{deviceId}"): SMALL,
+    ("PUT", C + "/profile/{userId}/displayname"): SMALL,
+    ("PUT", C + "/profile/{userId}/avatar_url"): SMALL,
+    ("PUT", ROOM + "/send/{eventType}/{txnId}"): 65536,
+    ("PUT", ROOM + "/redact/{eventId}/{txnId}"): 65536,
+    ("POST", USER + "/filter"): 65536,
+    ("PUT", USER + "/account_data/{type}"): 72 * 1024,
+    ("PUT", USER + "/rooms/{roomId}/account_data/{type}"): 72 * 1024,
+    ("PUT", USER + "/rooms/{roomId}/tags/{tag}"): 72 * 1024,
+    ("POST", ROOM + "/receipt/{receiptType}/{eventId}"): 16 * 1024,
+    ("POST", ROOM + "/read_markers"): 16 * 1024,
+    ("PUT", C + "/presence/{userId}/status"): 8 * 1024,
+    ("PUT", ROOM + "/typing/{userId}"): 4096,
+    ("POST", MEDIA_V3 + "/upload"): "media.max_upload_size",
+    ("PUT", MEDIA_V3 + "/upload/{serverName}/{mediaId}"): "media.max_upload_size",
+}
+
+
 def path_parameters(path: str) -> list[dict[str, Any]]:
     names = [seg[1:-1] for seg in path.split("/") if seg.startswith("{") and seg.endswith("}")]
     return [{"name": n, "in": "path", "required": True, "schema": STR} for n in names]
@@ -1631,6 +1659,9 @@ def build() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for method, path, operation in OPERATIONS:
         operation = json.loads(json.dumps(operation))
+        limit = MAX_BODY.get((method, path))
+        if limit is not None:
+            operation["x-max-body"] = limit
         aliases = operation.pop("x-aliases")
         variants = [(path, False)]
         if path.startswith(C):

@@ -102,3 +102,21 @@ def test_prose_documents_every_route() -> None:
         and normalise(path) not in mentioned
     ]
     assert not missing, f"routes no spec/*.md page writes out: {missing}"
+
+
+async def test_body_limits_match_the_router(server: RunningServer) -> None:
+    """``x-max-body`` in openapi.json is each route's own request-body limit (limits.md)."""
+    media_limit = server.config.media.max_upload_size
+    wrong = []
+    for route in build_router(server.hs).routes():
+        key = (route.method, normalise(route.template))
+        documented = None
+        for path, item in openapi()["paths"].items():
+            operation = item.get(route.method.lower())
+            if operation is not None and normalise(path) == key[1]:
+                documented = operation.get("x-max-body")
+        if documented == "media.max_upload_size":
+            documented = media_limit
+        if route.max_body != documented:
+            wrong.append((route.method, route.template, route.max_body, documented))
+    assert not wrong, f"(method, path, served limit, documented limit): {wrong}"
