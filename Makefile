@@ -8,7 +8,7 @@ STAMP_TEST := $(VENV)/.installed-test
 # Two workers by default (this machine has two cores); override with `make test WORKERS=4`.
 WORKERS ?= auto
 
-.PHONY: run test lint typecheck unit clean bench
+.PHONY: run test lint typecheck unit clean bench web web-test chromium
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(STAMP_TEST): pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q -e '.[test]'
 	touch $(STAMP_RUN) $@
 
-run: $(STAMP_RUN)
+run: $(STAMP_RUN) web
 	$(VENV)/bin/plait serve
 
 lint: $(STAMP_TEST)
@@ -34,10 +34,38 @@ typecheck: $(STAMP_TEST)
 unit: $(STAMP_TEST)
 	$(VENV)/bin/pytest -n $(WORKERS) $(PYTEST_ARGS)
 
-test: lint typecheck unit
+test: lint typecheck web-test unit
 
 bench: $(STAMP_RUN)
 	$(VENV)/bin/plait bench all
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache web/node_modules web/dist tests/web/artifacts
+
+# The reference web client (web/): npm ci from the committed lockfile, then a
+# Vite build into web/dist, redone only when its sources change. `make run`
+# still starts the server without Node (the server then says the client is
+# not built); `make test` needs it.
+WEB_SRC := $(shell find web/src web/tests -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
+WEB_DEPS := web/node_modules/.package-lock.json
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(WEB_DEPS): web/package-lock.json web/package.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+web/dist/index.html: $(WEB_DEPS) $(WEB_SRC)
+	cd web && npm run build
+	touch $@
+
+web:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory web/dist/index.html; \
+	else echo "npm not found: skipping the web client build (install Node 20+ to get it)"; fi
+
+# Browser tests drive Debian's chromium (never a downloaded browser build).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+web-test: web/dist/index.html chromium
+	cd web && npm run typecheck && npm test

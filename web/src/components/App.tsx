@@ -25,12 +25,13 @@ export function App() {
     );
   }
   return (
-    <div className={"app" + (currentRoomId ? " has-room" : "")}>
+    <div className="shell">
       {!connected && (
         <div className="offline" role="status" data-testid="offline-banner">
           Offline: reconnecting… Messages you send are kept and go out when the connection is back.
         </div>
       )}
+      <div className={"app" + (currentRoomId ? " has-room" : "")}>
       {error && (
         <div className="toast" role="alert">
           <span>{error}</span>
@@ -47,6 +48,7 @@ export function App() {
           <p>Pick a room, or create one.</p>
         </section>
       )}
+      </div>
     </div>
   );
 }

@@ -167,7 +167,11 @@ function Composer({ room }: { room: Room }) {
       )}
       <div className="composer-row">
         <button className="icon" title="Send an image" aria-label="Send an image" onClick={() => file.current?.click()}>
-          🖼
+          <svg width="20" height="20" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden="true">
+            <rect x="3" y="4" width="18" height="16" rx="2" />
+            <circle cx="9" cy="10" r="2" />
+            <path d="M21 17l-5-5-8 8" />
+          </svg>
         </button>
         <input
           ref={file}

@@ -1,0 +1,155 @@
+// Two people chat through the built client in Debian's chromium, driven by
+// playwright-core (no downloaded browser). Run by tests/web/test_browser.py:
+//   node tests/browser.mjs BASE_URL ARTIFACT_DIR
+// Exits non-zero with a message on the first failed expectation.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const [base, artifacts] = process.argv.slice(2);
+if (!base || !artifacts) {
+  console.error("usage: browser.mjs BASE_URL ARTIFACT_DIR");
+  process.exit(2);
+}
+mkdirSync(artifacts, { recursive: true });
+const T = 15000; // every wait is bounded
+const suffix = Date.now().toString(36);
+const errors = [];
+let offlinePhase = false;
+
+function step(name) {
+  console.log(`[browser] ${name}`);
+}
+
+function watch(page, who) {
+  page.on("pageerror", (e) => errors.push(`${who}: page error: ${e.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() !== "error") return;
+    const text = msg.text();
+    const url = msg.location()?.url ?? "";
+    // Expected: the first /register answers 401 with the UIA flows.
+    if (/status of 401/.test(text) && url.includes("/register")) return;
+    // Expected while the context is offline.
+    if (offlinePhase && /ERR_INTERNET_DISCONNECTED|ERR_NETWORK_CHANGED|Failed to fetch/.test(text)) return;
+    errors.push(`${who}: console error: ${text} (${url})`);
+  });
+}
+
+async function register(page, username) {
+  await page.goto(base + "/");
+  await page.getByRole("tab", { name: "Register" }).click();
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill("correct horse battery");
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.getByTestId("my-name").waitFor({ timeout: T });
+}
+
+async function send(page, text) {
+  const box = page.getByRole("textbox", { name: "Message" });
+  await box.fill(text);
+  await box.press("Enter");
+}
+
+function message(page, text) {
+  return page.locator(".msg .body", { hasText: text }).first();
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+  timeout: 30000,
+});
+let failed = false;
+try {
+  const ctxA = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const ctxB = await browser.newContext({ viewport: { width: 360, height: 740 }, hasTouch: true });
+  ctxA.setDefaultTimeout(T);
+  ctxB.setDefaultTimeout(T);
+  const a = await ctxA.newPage();
+  const b = await ctxB.newPage();
+  watch(a, "alice");
+  watch(b, "bob");
+
+  step("register two users");
+  await register(a, `alice${suffix}`);
+  await register(b, `bob${suffix}`);
+
+  step("alice creates a public room");
+  const roomName = `Tea ${suffix}`;
+  await a.getByRole("button", { name: "New room" }).click();
+  await a.getByLabel("Name").fill(roomName);
+  await a.getByLabel("Topic").fill("Leaves and kettles");
+  await a.getByLabel(/Public/).check();
+  await a.getByRole("button", { name: "Create" }).click();
+  await a.getByRole("heading", { name: roomName }).waitFor();
+  await a.getByRole("button", { name: roomName }).waitFor(); // listed in the sidebar
+
+  step("bob joins it from the directory");
+  await b.getByRole("button", { name: "Browse" }).click();
+  const entry = b.locator(".directory li", { hasText: roomName });
+  await entry.getByRole("button", { name: "Join" }).click();
+  await b.getByRole("heading", { name: roomName }).waitFor();
+
+  step("they chat both ways, with markdown");
+  await send(a, "hello **bob** <img src=x onerror=alert(1)>");
+  await message(b, "hello bob").waitFor();
+  if ((await b.locator(".msg .body strong", { hasText: "bob" }).count()) < 1) throw new Error("bold not rendered");
+  if ((await b.locator(".msg .body img").count()) !== 0) throw new Error("HTML injected from a message body");
+  await message(b, "<img src=x onerror=alert(1)>").waitFor();
+
+  step("typing indicator");
+  await b.getByRole("textbox", { name: "Message" }).fill("hi al");
+  await a.getByTestId("typing").filter({ hasText: /is typing/ }).waitFor();
+  await send(b, "hi alice, *tea* is ready");
+  await message(a, "hi alice, tea is ready").waitFor();
+  await a.locator(".msg .body em", { hasText: "tea" }).first().waitFor();
+  await a.getByTestId("typing").filter({ hasText: /^$/ }).waitFor();
+
+  step("screenshots at 1280 px and 360 px");
+  await a.screenshot({ path: join(artifacts, "alice-1280.png") });
+  await b.screenshot({ path: join(artifacts, "bob-360.png") });
+  await b.getByRole("button", { name: "Back to rooms" }).click();
+  await b.getByRole("button", { name: roomName }).waitFor();
+  await b.screenshot({ path: join(artifacts, "bob-360-rooms.png") });
+  await b.getByRole("button", { name: roomName }).click();
+  await a.setViewportSize({ width: 360, height: 740 });
+  await a.screenshot({ path: join(artifacts, "alice-360.png") });
+  await a.setViewportSize({ width: 1280, height: 800 });
+
+  step("bob goes offline, both keep typing, bob comes back");
+  offlinePhase = true;
+  await ctxB.setOffline(true);
+  await b.getByTestId("offline-banner").waitFor();
+  const whileAway = [`away one ${suffix}`, `away two ${suffix}`, `away three ${suffix}`];
+  for (const text of whileAway) {
+    await send(a, text);
+    await a.locator(`.msg[data-status="sent"], .msg[data-status="remote"]`, { hasText: text }).first().waitFor();
+  }
+  await send(b, `typed offline ${suffix}`);
+  await b.locator('.msg[data-status="sending"]', { hasText: `typed offline ${suffix}` }).waitFor();
+  await b.screenshot({ path: join(artifacts, "bob-360-offline.png") });
+  await ctxB.setOffline(false);
+  await b.getByTestId("offline-banner").waitFor({ state: "detached" });
+  offlinePhase = false;
+  for (const text of whileAway) await message(b, text).waitFor();
+  await message(a, `typed offline ${suffix}`).waitFor();
+  await b.locator('.msg[data-status="sending"]').waitFor({ state: "detached" });
+  const echoes = await a.locator(".msg .body", { hasText: `typed offline ${suffix}` }).count();
+  if (echoes !== 1) throw new Error(`offline message arrived ${echoes} times`);
+  await a.screenshot({ path: join(artifacts, "alice-1280-after.png") });
+
+  if (errors.length) throw new Error("console errors:\n" + errors.join("\n"));
+  step("ok");
+} catch (e) {
+  failed = true;
+  console.error(`[browser] FAILED: ${e instanceof Error ? e.stack : e}`);
+  if (errors.length) console.error(errors.join("\n"));
+  for (const [i, ctx] of browser.contexts().entries()) {
+    for (const [j, p] of ctx.pages().entries()) {
+      await p.screenshot({ path: join(artifacts, `failure-${i}-${j}.png`) }).catch(() => {});
+    }
+  }
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
