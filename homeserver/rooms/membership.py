@@ -36,6 +36,7 @@ from homeserver.storage import accounts as accounts_db
 from homeserver.storage import rooms as rooms_db
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore, StoredEvent
+from homeserver.storage.timeline import read_redactions
 
 log = logging.getLogger(__name__)
 
@@ -173,11 +174,17 @@ class MembershipService:
         mine = state.get(("m.room.member", user_id))
         if membership_of(mine) != "join":
             raise forbidden("You are not joined to this room")
+        members = {
+            state_key: event
+            for (etype, state_key), event in state.items()
+            if etype == "m.room.member" and membership_of(event) == "join"
+        }
+        ids = [event.event_id for event in members.values()]
+        redacted = await self.database.read(lambda conn: read_redactions(conn, ids))
         joined: dict[str, dict[str, Any]] = {}
-        for (etype, state_key), event in sorted(state.items()):
-            if etype != "m.room.member" or membership_of(event) != "join":
-                continue
-            content = event.pdu.get("content", {})
+        for state_key, event in sorted(members.items()):
+            # A redacted member event keeps its membership but loses name and avatar.
+            content = {} if event.event_id in redacted else event.pdu.get("content", {})
             joined[state_key] = {
                 "display_name": content.get("displayname"),
                 "avatar_url": content.get("avatar_url"),
