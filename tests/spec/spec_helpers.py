@@ -46,7 +46,7 @@ def response_pointer(path: str, method: str, status: int) -> str:
     answer = item.get(str(status))
     assert answer is not None, f"{method} {path}: status {status} is not documented"
     if "$ref" in answer:
-        return answer["$ref"] + "/content/application~1json/schema"
+        return str(answer["$ref"]) + "/content/application~1json/schema"
     return "/".join(
         [
             "#/paths",
