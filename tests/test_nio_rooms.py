@@ -103,3 +103,61 @@ async def test_nio_create_invite_join_message(server: RunningServer, direct: boo
         assert direct_map == {alice_id: [room_id]}
         direct_map = await server.hs.account_data.get_global(alice_id, "m.direct")
         assert direct_map == {bob_id: [room_id]}
+
+
+async def test_nio_moderation_aliases_and_profile(server: RunningServer) -> None:
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        alice = await registered(server.base_url, "alice")
+        bob = await registered(server.base_url, "bob")
+        try:
+            created = await alice.room_create(
+                alias="lobby", preset=nio.RoomPreset.public_chat, name="Lobby"
+            )
+            assert isinstance(created, nio.RoomCreateResponse), created
+            room_id = created.room_id
+            resolved = await bob.room_resolve_alias("#lobby:test.example")
+            assert isinstance(resolved, nio.RoomResolveAliasResponse), resolved
+            out["resolved"] = (resolved.room_id, resolved.servers)
+            put = await alice.room_put_alias("#other:test.example", room_id)
+            assert isinstance(put, nio.RoomPutAliasResponse), put
+            deleted = await alice.room_delete_alias("#other:test.example")
+            assert isinstance(deleted, nio.RoomDeleteAliasResponse), deleted
+            visibility = await alice.room_get_visibility(room_id)
+            assert isinstance(visibility, nio.RoomGetVisibilityResponse), visibility
+            out["visibility"] = visibility.visibility
+            topic = await alice.update_room_topic(room_id, "Be nice")
+            assert isinstance(topic, nio.RoomPutStateResponse), topic
+
+            assert isinstance(await bob.join(room_id), nio.JoinResponse)
+            renamed = await bob.set_displayname("Bobby")
+            assert isinstance(renamed, nio.ProfileSetDisplayNameResponse), renamed
+            member = await alice.room_get_state_event(room_id, "m.room.member", bob.user_id)
+            assert isinstance(member, nio.RoomGetStateEventResponse), member
+            out["bob_name"] = member.content.get("displayname")
+
+            kicked = await alice.room_kick(room_id, bob.user_id, reason="calm down")
+            assert isinstance(kicked, nio.RoomKickResponse), kicked
+            assert isinstance(await bob.join(room_id), nio.JoinResponse)
+            banned = await alice.room_ban(room_id, bob.user_id, reason="enough")
+            assert isinstance(banned, nio.RoomBanResponse), banned
+            refused = await bob.join(room_id)
+            out["join_while_banned"] = type(refused).__name__
+            unbanned = await alice.room_unban(room_id, bob.user_id)
+            assert isinstance(unbanned, nio.RoomUnbanResponse | nio.RoomBanResponse), unbanned
+            invited = await alice.room_invite(room_id, bob.user_id)
+            assert isinstance(invited, nio.RoomInviteResponse), invited
+            left = await bob.room_leave(room_id)
+            assert isinstance(left, nio.RoomLeaveResponse), left
+            forgot = await bob.room_forget(room_id)
+            assert isinstance(forgot, nio.RoomForgetResponse), forgot
+        finally:
+            await alice.close()
+            await bob.close()
+        return out
+
+    out = await in_asyncio(scenario)
+    assert out["resolved"][1] == ["test.example"]
+    assert out["visibility"] == "private"
+    assert out["bob_name"] == "Bobby"
+    assert out["join_while_banned"] == "JoinError"
