@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from homeserver.errors import MatrixError, invalid_param, not_found
 from homeserver.storage import key_backup as db
@@ -57,10 +58,17 @@ class KeyBackupService:
         self.database = database
 
     async def create_version(self, user_id: str, algorithm: str, auth_data: dict[str, Any]) -> str:
-        version = await self.database.run(
-            lambda conn: db.create_version(conn, user_id, algorithm, auth_data)
-        )
-        return str(version)
+        for attempt in range(3):
+            try:
+                version = await self.database.run(
+                    lambda conn: db.create_version(conn, user_id, algorithm, auth_data)
+                )
+                return str(version)
+            except IntegrityError:
+                # A concurrent create took the same number (PostgreSQL): take the next.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     async def get_version(self, user_id: str, version: int | None) -> dict[str, Any]:
         def read(conn: Connection) -> dict[str, Any]:

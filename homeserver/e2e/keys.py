@@ -377,7 +377,8 @@ def _merge(
     for signer_user, signer_key, signature in extra:
         if signer_user in (target_user, requester):
             signatures.setdefault(signer_user, {})[signer_key] = signature
-    merged["signatures"] = signatures
+    if signatures or "signatures" in key:
+        merged["signatures"] = signatures
     return merged
 
 

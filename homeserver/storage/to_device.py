@@ -43,12 +43,14 @@ to_device_txns = sa.Table(
 def claim_txn(conn: Connection, user_id: str, device_id: str, txn_id: str, now_ms: int) -> bool:
     """Record the transaction ID; False if this device already used it."""
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    result = conn.execute(
+    # RETURNING, not rowcount: psycopg reports no rowcount for this INSERT.
+    inserted = conn.execute(
         insert(to_device_txns)
         .values(user_id=user_id, device_id=device_id, txn_id=txn_id, created_ts=now_ms)
         .on_conflict_do_nothing()
-    )
-    return result.rowcount == 1
+        .returning(to_device_txns.c.txn_id)
+    ).first()
+    return inserted is not None
 
 
 def pending_counts(
