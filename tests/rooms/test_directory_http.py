@@ -225,3 +225,31 @@ async def test_public_rooms_hide_redacted_names(
     entry = (await client.get(f"{V3}/publicRooms")).json()["chunk"][0]
     assert "name" not in entry
     assert entry["topic"] == "kept" and entry["join_rule"] == "public"
+
+
+async def test_empty_name_counts_as_no_name_pitfall_6(
+    client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    """matrix_brief 6 #6: a room name set to "" must count as no name."""
+    alice = await make_user(client, register_user, "alice")
+    room_id = await alice.create_room(visibility="public", name="Named")
+    assert (await alice.put(f"/rooms/{quote(room_id)}/state/m.room.name", {"name": ""})).is_success
+    entry = (await client.get(f"{V3}/publicRooms")).json()["chunk"][0]
+    assert "name" not in entry
+
+
+async def test_v12_rooms_without_server_name_pitfall_26(
+    client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    """matrix_brief 6 #26: v12 room IDs have no domain; every directory path must cope."""
+    alice = await make_user(client, register_user, "alice")
+    room_id = await alice.create_room(room_version="12", visibility="public", room_alias_name="v12")
+    assert ":" not in room_id
+    alias = (await client.get(f"{V3}/directory/room/{quote('#v12:test.example')}")).json()
+    assert alias["room_id"] == room_id
+    assert (await client.get(f"{V3}/directory/list/room/{quote(room_id)}")).json() == {
+        "visibility": "public"
+    }
+    assert [r["room_id"] for r in (await client.get(f"{V3}/publicRooms")).json()["chunk"]] == [
+        room_id
+    ]
