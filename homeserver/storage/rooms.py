@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from homeserver.core.redaction import redact_event
 from homeserver.core.room_versions import get_room_version
-from homeserver.storage.accounts import profiles
+from homeserver.storage.accounts import profiles, users
 from homeserver.storage.event_tables import current_state, events, rooms
 from homeserver.storage.metadata import metadata
 from homeserver.storage.timeline import read_redactions
@@ -122,12 +122,18 @@ def search_users(
     pattern = _like_pattern(term)
     query = (
         sa.select(candidates.c.user_id, profiles.c.displayname, profiles.c.avatar_url)
-        .select_from(candidates.outerjoin(profiles, profiles.c.user_id == candidates.c.user_id))
+        .select_from(
+            candidates.outerjoin(profiles, profiles.c.user_id == candidates.c.user_id).outerjoin(
+                users, users.c.user_id == candidates.c.user_id
+            )
+        )
         .where(
+            # Deactivated accounts are not offered (their memberships may linger).
+            sa.or_(users.c.deactivated.is_(None), users.c.deactivated == sa.false()),
             sa.or_(
                 sa.func.lower(candidates.c.user_id).like(pattern, escape="\\"),
                 sa.func.lower(profiles.c.displayname).like(pattern, escape="\\"),
-            )
+            ),
         )
         .order_by(candidates.c.user_id)
         .limit(limit)

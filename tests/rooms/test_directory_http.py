@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from plait_fixtures import RegisterUser
+from plait_fixtures import RegisterUser, RunningServer
 from room_helpers import V3, assert_error, make_user, quote
 
 ALIAS = "#tea:test.example"
@@ -169,7 +169,9 @@ async def test_public_rooms_pagination_and_filter(
     assert_error(await client.post(f"{V3}/publicRooms", json={}), 401, "M_MISSING_TOKEN")
 
 
-async def test_user_directory(client: httpx.AsyncClient, register_user: RegisterUser) -> None:
+async def test_user_directory(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
     alice = await make_user(client, register_user, "alice")
     bob = await make_user(client, register_user, "bob")
     carol = await make_user(client, register_user, "carol")
@@ -199,6 +201,10 @@ async def test_user_directory(client: httpx.AsyncClient, register_user: Register
     ] == bob.user_id
     limited = (await alice.post("/user_directory/search", {"search_term": "", "limit": 1})).json()
     assert len(limited["results"]) == 1 and limited["limited"] is True
+    # A deactivated account is no longer offered.
+    await server.hs.accounts.deactivate(carol.user_id)
+    found = (await alice.post("/user_directory/search", {"search_term": "carol"})).json()
+    assert found["results"] == []
     assert_error(await alice.post("/user_directory/search", {}), 400, "M_MISSING_PARAM")
     assert_error(await alice.post("/user_directory/search", {"search_term": 1}), 400, "M_BAD_JSON")
     assert_error(
