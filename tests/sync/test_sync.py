@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 import trio
 from plait_fixtures import RegisterUser, RunningServer
 from timeline_helpers import (
@@ -21,6 +22,8 @@ from timeline_helpers import (
     send_ok,
     sync,
 )
+
+from homeserver.storage.filters import user_filters
 
 ALICE = "@alice:test.example"
 BOB = "@bob:test.example"
@@ -273,6 +276,12 @@ async def test_filter_endpoint_refusals(
     assert_error(
         await client.post(url, headers=bearer(bob["access_token"]), json={}), 403, "M_FORBIDDEN"
     )
+    assert_error(await client.post(url, headers=bearer(token), content=b"{x"), 400, "M_NOT_JSON")
+
+    def count(conn: sa.Connection) -> int:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(user_filters)).scalar_one())
+
+    assert await server.hs.database.read(count) == 0  # refusals store nothing
     created = await client.post(url, headers=bearer(token), json={})
     filter_id = created.json()["filter_id"]
     assert_error(await client.get(f"{url}/999999", headers=bearer(token)), 404, "M_NOT_FOUND")
