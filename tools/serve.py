@@ -62,14 +62,12 @@ async def run_homeserver(
                     await hs.run_services(task_status=task_status)
 
             await nursery.start(run_services)
-            ports = [await nursery.start(server.run) for server in servers]
-            task_status.started(
-                RunningHomeServer(hs, ports[0], ports[1] if len(ports) > 1 else None, servers)
-            )
-            # Background services stop once every listener has drained.
-            for server in servers:
-                await server.wait_not_accepting()
-            await _wait_drained(servers)
+            async with trio.open_nursery() as listeners:
+                ports = [await listeners.start(server.run) for server in servers]
+                task_status.started(
+                    RunningHomeServer(hs, ports[0], ports[1] if len(ports) > 1 else None, servers)
+                )
+            # Every listener has drained its connections: stop the background services.
             services.cancel()
     finally:
         with trio.CancelScope(shield=True):
@@ -110,7 +108,3 @@ async def main_serve(config: Config) -> None:
                     log.warning("second signal: stopping now")
                     nursery.cancel_scope.cancel()
 
-
-async def _wait_drained(servers: list[HttpServer]) -> None:
-    while any(server.statistics().connections for server in servers):
-        await trio.sleep(0.05)
