@@ -5,6 +5,39 @@
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { crc32, deflateSync } from "node:zlib";
+
+/** A small valid PNG (a colour gradient), so the server can thumbnail it. */
+function png(w, h) {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(td) >>> 0);
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  const raw = Buffer.alloc((w * 3 + 1) * h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const o = y * (w * 3 + 1) + 1 + x * 3;
+      raw[o] = (x * 255) / w;
+      raw[o + 1] = (y * 255) / h;
+      raw[o + 2] = 160;
+    }
+  }
+  return Buffer.concat([
+    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(raw)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
 
 const [base, artifacts] = process.argv.slice(2);
 if (!base || !artifacts) {
@@ -137,6 +170,43 @@ try {
   const echoes = await a.locator(".msg .body", { hasText: `typed offline ${suffix}` }).count();
   if (echoes !== 1) throw new Error(`offline message arrived ${echoes} times`);
   await a.screenshot({ path: join(artifacts, "alice-1280-after.png") });
+
+  step("reply, edit, react, delete");
+  const target = a.locator(".msg", { hasText: `away one ${suffix}` }).first();
+  await target.hover();
+  await target.getByTitle("Reply").click();
+  await send(a, "replying here");
+  await b.locator(".msg", { hasText: "replying here" }).locator(".reply-quote", { hasText: `away one ${suffix}` }).waitFor();
+  const mine = a.locator(".msg", { hasText: `away two ${suffix}` }).first();
+  await mine.hover();
+  await mine.getByTitle("Edit").click();
+  const box = a.getByRole("textbox", { name: "Message" });
+  await box.fill(`away two edited ${suffix}`);
+  await box.press("Enter");
+  await b.locator(".msg", { hasText: `away two edited ${suffix}` }).locator(".edited").waitFor();
+  const bobs = b.locator(".msg", { hasText: "hi alice" }).first();
+  await bobs.hover();
+  await bobs.getByTitle("React 👍").click();
+  await a.locator(".msg", { hasText: "hi alice" }).locator(".reaction", { hasText: "1" }).waitFor();
+  const three = a.locator(".msg", { hasText: `away three ${suffix}` }).first();
+  await three.hover();
+  a.once("dialog", (d) => void d.accept());
+  await three.getByTitle("Delete").click();
+  await b.locator(".msg", { hasText: `away three ${suffix}` }).waitFor({ state: "detached" });
+  await b.getByText("Message deleted").first().waitFor();
+
+  step("image upload and authenticated thumbnail");
+  await a.getByTestId("image-input").setInputFiles({ name: "gradient.png", mimeType: "image/png", buffer: png(96, 64) });
+  await b.locator('.msg .image img[alt="gradient.png"]').waitFor();
+  const src = await b.locator('.msg .image img[alt="gradient.png"]').getAttribute("src");
+  if (!src?.startsWith("blob:")) throw new Error(`thumbnail not shown through a blob URL: ${src}`);
+  await b.waitForFunction(() => {
+    const img = document.querySelector('.msg .image img[alt="gradient.png"]');
+    return img instanceof HTMLImageElement && img.complete && img.naturalWidth > 0;
+  });
+
+  await a.screenshot({ path: join(artifacts, "alice-1280-final.png") });
+  await b.screenshot({ path: join(artifacts, "bob-360-final.png") });
 
   if (errors.length) throw new Error("console errors:\n" + errors.join("\n"));
   step("ok");

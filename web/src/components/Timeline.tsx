@@ -254,7 +254,7 @@ function Message({
                 if (globalThis.confirm?.("Delete this message?") ?? true) redact(room.roomId, ev.event_id);
               }}
             >
-              🗑
+              ✕
             </button>
           )}
         </div>
