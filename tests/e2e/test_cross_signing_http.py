@@ -224,3 +224,31 @@ async def test_signatures_upload_refuses_bad_input(
     assert result["failures"][alice.user_id]["DEV"]["errcode"] == "M_NOT_FOUND"
     result = await alice.ok("POST", "/keys/signatures/upload", {alice.user_id: {"DEV": 5}})
     assert result["failures"][alice.user_id]["DEV"]["errcode"] == "M_BAD_JSON"
+
+
+async def test_cross_signing_changes_reach_roommates(
+    client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await register(client, register_user, "alice")
+    bob = await register(client, register_user, "bob")
+    room_id = await alice.create_room(preset="public_chat")
+    await bob.join(room_id)
+    since = (await bob.sync())["next_batch"]
+    keys = CrossSigning(alice.user_id)
+    await alice.ok("POST", "/keys/device_signing/upload", keys.body())
+    first = await bob.sync(since)
+    assert first["device_lists"]["changed"] == [alice.user_id]
+    # Repeating the same keys is no change.
+    await alice.ok("POST", "/keys/device_signing/upload", keys.body())
+    second = await bob.sync(first["next_batch"])
+    assert second["device_lists"]["changed"] == []
+    # A new signature of Alice's device is.
+    await alice.upload_device_keys()
+    after_upload = (await bob.sync(second["next_batch"]))["next_batch"]
+    device = sign_json(alice.device_keys(), alice.user_id, keys.ssk, f"ed25519:{keys.ssk_pub}")
+    result = await alice.ok(
+        "POST", "/keys/signatures/upload", {alice.user_id: {alice.device_id: device}}
+    )
+    assert result == {"failures": {}}
+    third = await bob.sync(after_upload)
+    assert third["device_lists"]["changed"] == [alice.user_id]

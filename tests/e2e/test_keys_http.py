@@ -258,3 +258,19 @@ async def test_concurrent_claims_hand_each_key_out_once(
     assert handed.count(next(iter(fallback))) == 15
     counts = await alice.ok("POST", "/keys/upload", {})
     assert counts["one_time_key_counts"] == {"signed_curve25519": 0}
+
+
+async def test_remote_users_are_reported_as_failures(
+    client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await register(client, register_user, "alice")
+    answer = await alice.ok("POST", "/keys/query", {"device_keys": {"@bob:remote.example": []}})
+    assert answer["device_keys"] == {}
+    assert set(answer["failures"]) == {"remote.example"}
+    answer = await alice.ok(
+        "POST",
+        "/keys/claim",
+        {"one_time_keys": {"@bob:remote.example": {"DEV": "signed_curve25519"}}},
+    )
+    assert answer["one_time_keys"] == {}
+    assert set(answer["failures"]) == {"remote.example"}
