@@ -22,6 +22,7 @@ import attrs
 from homeserver.core.identifiers import parse_user_id
 from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
 from homeserver.notifier import Notifier
+from homeserver.rooms.common import check_room_id
 from homeserver.storage import account_data as store
 from homeserver.storage.account_data import GLOBAL, AccountDataRow
 from homeserver.storage.database import Database
@@ -54,12 +55,6 @@ def _group(rows: list[AccountDataRow], position: int) -> AccountDataChanges:
             rooms.setdefault(row.room_id, {})[row.type] = row.content
         position = max(position, row.stream_id)
     return AccountDataChanges(global_data=global_data, rooms=rooms, position=position)
-
-
-def check_room_id(room_id: str) -> None:
-    """Room IDs: ``!`` then an opaque part (v12 IDs carry no server name, pitfall 26)."""
-    if not room_id.startswith("!") or len(room_id) < 2 or len(room_id.encode()) > 255:
-        raise invalid_param(f"{room_id!r} is not a valid room ID")
 
 
 def validate_content(data_type: str, content: Mapping[str, Any]) -> None:
