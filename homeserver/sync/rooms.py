@@ -164,10 +164,12 @@ class RoomSync:
         in_timeline = {e.event_id for e in timeline.events}
         wanted_members: set[str] | None = None
         if lazy:
-            wanted_members = {e.sender for e in timeline.events} | set(heroes)
+            wanted_members = {e.sender for e in timeline.events}
             if full:
-                # Always the user's own member event (matrix_brief 6 #4).
-                wanted_members.add(user_id)
+                # The user's own member event always (matrix_brief 6 #4), and the
+                # heroes', so names like "Alice and Bob" resolve (dendrite#2910).
+                # Incremental syncs add only the new senders: the client has the rest.
+                wanted_members |= {user_id, *heroes}
         ids: list[str] = []
         for (event_type, state_key), event_id in state.items():
             if event_id in in_timeline:
