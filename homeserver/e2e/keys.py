@@ -233,6 +233,10 @@ class E2EKeyService:
         ``left``: users who no longer share any room after a leave in that range.
         """
 
+        events_moved = events_from is not None and events_to is not None and events_to > events_from
+        if to_pos <= from_pos and not events_moved:
+            return [], []
+
         def read(conn: Connection) -> tuple[list[str], list[str]]:
             sharing = db.users_sharing_rooms(conn, user_id)
             changed: set[str] = set()

@@ -95,6 +95,12 @@ class ToDeviceService:
         """The device acknowledged everything up to ``pos`` (inclusive): forget it."""
         if pos <= 0:
             return 0
+        # Most syncs acknowledge nothing: a read (concurrent on SQLite) spares them
+        # the write lock.
+        if not await self.database.read(
+            lambda conn: db.has_messages_upto(conn, user_id, device_id, pos)
+        ):
+            return 0
         return await self.database.run(lambda conn: db.delete_upto(conn, user_id, device_id, pos))
 
     def delete_devices_tx(

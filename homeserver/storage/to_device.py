@@ -104,6 +104,21 @@ def read_messages(
     return [(int(row.stream_id), json.loads(row.message_json)) for row in rows]
 
 
+def has_messages_upto(conn: Connection, user_id: str, device_id: str, upto: int) -> bool:
+    return (
+        conn.execute(
+            sa.select(to_device_inbox.c.stream_id)
+            .where(
+                to_device_inbox.c.user_id == user_id,
+                to_device_inbox.c.device_id == device_id,
+                to_device_inbox.c.stream_id <= upto,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
 def delete_upto(conn: Connection, user_id: str, device_id: str, upto: int) -> int:
     return conn.execute(
         sa.delete(to_device_inbox).where(
