@@ -17,6 +17,7 @@ where the stream-ordering row orders commits.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -41,7 +42,9 @@ from homeserver.events.builder import (
 from homeserver.storage.events import (
     EventStore,
     EventToPersist,
+    ExtremitiesChanged,
     NewCurrentState,
+    PersistResult,
     RoomInfo,
     StateBefore,
     StoredEvent,
@@ -49,6 +52,9 @@ from homeserver.storage.events import (
 from homeserver.storage.state import StateKey
 
 Clock = Callable[[], int]
+# Rebuilds of one event when another process moved the room's extremities meanwhile.
+_MAX_ATTEMPTS = 20
+_MAX_CACHED_TIPS = 10_000
 NewEventHook = Callable[[StoredEvent], None]
 
 
@@ -102,6 +108,10 @@ class EventCreationService:
         self._hooks: list[NewEventHook] = [on_new_event] if on_new_event is not None else []
         self._room_locks: dict[str, trio.Lock] = {}
         self._room_lock_users: dict[str, int] = {}
+        # room_id -> its forward extremities (event_id, depth) as this process last
+        # wrote or read them, under the room's lock. Saves a read per event; the
+        # persist transaction checks they are still true (ExtremitiesChanged).
+        self._tips: OrderedDict[str, list[tuple[str, int]]] = OrderedDict()
 
     def add_new_event_hook(self, hook: NewEventHook) -> None:
         self._hooks.append(hook)
@@ -167,6 +177,7 @@ class EventCreationService:
                     local=True,
                 )
             )
+            self._remember_tips(room_id, [(event_id, result.event.depth)])
         self._notify(result.event)
         return result.event
 
@@ -190,53 +201,102 @@ class EventCreationService:
             raise not_found(f"Unknown room {room_id}")
         version = _version(room.room_version)
         async with self.room_lock(room_id):
-            extremities = await self.store.get_forward_extremities_with_depth(room_id)
-            if prev_event_ids is None:
-                prev_ids = select_prev_events(extremities)
+            for _attempt in range(_MAX_ATTEMPTS):
+                extremities = self._tips.get(room_id)
+                if extremities is None:
+                    extremities = await self.store.get_forward_extremities_with_depth(room_id)
+                try:
+                    result = await self._build_and_persist(
+                        room_id,
+                        version,
+                        extremities,
+                        event_type,
+                        sender,
+                        content,
+                        state_key,
+                        prev_event_ids,
+                    )
+                except ExtremitiesChanged:
+                    # Another writer (another process) moved the room on: rebuild on
+                    # the fresh extremities rather than fork the room.
+                    self._tips.pop(room_id, None)
+                    continue
+                except BaseException:
+                    # Nothing was written, or we cannot tell: read the tips afresh.
+                    self._tips.pop(room_id, None)
+                    raise
+                event = result.event
+                cited = set(event.prev_event_ids)
+                tips = [tip for tip in extremities if tip[0] not in cited]
+                self._remember_tips(room_id, [*tips, (event.event_id, event.depth)])
+                break
             else:
-                prev_ids = list(prev_event_ids)
-            prevs = await self._require_events(prev_ids)
-            if not prevs:
-                raise MatrixError(500, "M_UNKNOWN", f"Room {room_id} has no forward extremities")
-            before = await self._state_before(version, [prevs[eid] for eid in prev_ids])
-            skeleton = build_pdu(
-                room_id=room_id,
-                event_type=event_type,
-                sender=sender,
-                content=content,
-                state_key=state_key,
-                prev_events=prev_ids,
-                auth_events=[],
-                depth=next_depth([prevs[eid].depth for eid in prev_ids]),
-                origin_server_ts=self._clock(),
-            )
-            skeleton["auth_events"] = select_auth_events(version, skeleton, before.state)
-            event_id, signed = self._finish(skeleton, version)
-            await self._check_against_state(version, {**signed, "event_id": event_id}, before.state)
-            state_after: Mapping[StateKey, str] = before.state
-            if state_key is not None:
-                state_after = {**before.state, (event_type, state_key): event_id}
-            remaining = [eid for eid, _ in extremities if eid not in prevs]
-            new_current: NewCurrentState
-            if not remaining and len(prevs) == 1 and state_key is None:
-                # A message on the room's only extremity: the current state is the
-                # state after that extremity, and stays so.
-                new_current = None
-            else:
-                new_current = await self._new_current_state(
-                    version, remaining, state_after, {**signed, "event_id": event_id}
-                )
-            result = await self.store.persist(
-                EventToPersist(
-                    event_id=event_id,
-                    pdu=signed,
-                    state_before=before,
-                    new_current_state=new_current,
-                    local=True,
-                )
-            )
+                raise MatrixError(503, "M_UNKNOWN", f"Room {room_id} is too busy, try again")
         self._notify(result.event)
         return result.event
+
+    async def _build_and_persist(
+        self,
+        room_id: str,
+        version: RoomVersion,
+        extremities: Sequence[tuple[str, int]],
+        event_type: str,
+        sender: str,
+        content: Mapping[str, Any],
+        state_key: str | None,
+        prev_event_ids: Sequence[str] | None,
+    ) -> PersistResult:
+        if prev_event_ids is None:
+            prev_ids = select_prev_events(extremities)
+        else:
+            prev_ids = list(prev_event_ids)
+        prevs = await self._require_events(prev_ids)
+        if not prevs:
+            raise MatrixError(500, "M_UNKNOWN", f"Room {room_id} has no forward extremities")
+        before = await self._state_before(version, [prevs[eid] for eid in prev_ids])
+        skeleton = build_pdu(
+            room_id=room_id,
+            event_type=event_type,
+            sender=sender,
+            content=content,
+            state_key=state_key,
+            prev_events=prev_ids,
+            auth_events=[],
+            depth=next_depth([prevs[eid].depth for eid in prev_ids]),
+            origin_server_ts=self._clock(),
+        )
+        skeleton["auth_events"] = select_auth_events(version, skeleton, before.state)
+        event_id, signed = self._finish(skeleton, version)
+        await self._check_against_state(version, {**signed, "event_id": event_id}, before.state)
+        state_after: Mapping[StateKey, str] = before.state
+        if state_key is not None:
+            state_after = {**before.state, (event_type, state_key): event_id}
+        remaining = [eid for eid, _ in extremities if eid not in prevs]
+        new_current: NewCurrentState
+        if not remaining and len(prevs) == 1 and state_key is None:
+            # A message on the room's only extremity: the current state is the
+            # state after that extremity, and stays so.
+            new_current = None
+        else:
+            new_current = await self._new_current_state(
+                version, remaining, state_after, {**signed, "event_id": event_id}
+            )
+        return await self.store.persist(
+            EventToPersist(
+                event_id=event_id,
+                pdu=signed,
+                state_before=before,
+                new_current_state=new_current,
+                local=True,
+                expect_prevs_are_extremities=prev_event_ids is None,
+            )
+        )
+
+    def _remember_tips(self, room_id: str, tips: list[tuple[str, int]]) -> None:
+        self._tips[room_id] = tips
+        self._tips.move_to_end(room_id)
+        while len(self._tips) > _MAX_CACHED_TIPS:
+            self._tips.popitem(last=False)
 
     # -- events from elsewhere ------------------------------------------------------
 
@@ -285,6 +345,8 @@ class EventCreationService:
                 new_current = await self._new_current_state(
                     version, remaining, state_after, {**pdu, "event_id": event_id}
                 )
+            # The room's extremities are about to move: local sends read them afresh.
+            self._tips.pop(room_id, None)
             result = await self.store.persist(
                 EventToPersist(
                     event_id=event_id,

@@ -22,7 +22,12 @@ from homeserver.storage.event_tables import (
     events,
     rooms,
 )
-from homeserver.storage.event_types import EventToPersist, PersistResult, StoredEvent
+from homeserver.storage.event_types import (
+    EventToPersist,
+    ExtremitiesChanged,
+    PersistResult,
+    StoredEvent,
+)
 from homeserver.storage.state import (
     StateGroupCache,
     StateKey,
@@ -170,6 +175,7 @@ def persist_event_txn(
             event.event_id,
             pdu.get("prev_events", []),
             may_have_children=not event.local,
+            expect_extremities=event.expect_prevs_are_extremities,
         )
 
     if event.new_current_state is not None and state_after is not None and group_after is not None:
@@ -263,11 +269,14 @@ def _update_forward_extremities(
     prev_event_ids: Sequence[str],
     *,
     may_have_children: bool,
+    expect_extremities: bool = False,
 ) -> None:
     """The event replaces its prev events as an extremity, unless it already has a child.
 
     A forward extremity is an event with no accepted child (s2s brief, "DAG bookkeeping");
-    a child can arrive first over federation, hence the check.
+    a child can arrive first over federation, hence the check. With
+    ``expect_extremities`` every prev event must still be an extremity: the row
+    counts of the statements we run anyway tell, at no extra cost.
     """
     prevs = list(dict.fromkeys(prev_event_ids))
     if not may_have_children and len(prevs) == 1:
@@ -278,13 +287,17 @@ def _update_forward_extremities(
         )
         if moved.rowcount == 1:
             return
+        if expect_extremities:
+            raise ExtremitiesChanged(f"{prevs[0]} is no longer a forward extremity")
     elif prevs:
-        conn.execute(
+        removed = conn.execute(
             sa.delete(event_forward_extremities).where(
                 event_forward_extremities.c.room_id == room_id,
                 event_forward_extremities.c.event_id.in_(prevs),
             )
         )
+        if expect_extremities and removed.rowcount != len(prevs):
+            raise ExtremitiesChanged("some prev events are no longer forward extremities")
     if may_have_children:
         child = (
             sa.select(events.c.event_id)

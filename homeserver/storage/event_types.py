@@ -88,6 +88,14 @@ class EventToPersist:
     new_room: RoomInfo | None = None
     # Created here just now: no stored event can cite it yet, so no child check is needed.
     local: bool = False
+    # The prev events were read as the room's forward extremities: if any of them no
+    # longer is one (another writer got there first), raise ExtremitiesChanged so the
+    # caller rebuilds the event instead of forking the room.
+    expect_prevs_are_extremities: bool = False
+
+
+class ExtremitiesChanged(Exception):
+    """The room's forward extremities moved since the event was built; nothing was written."""
 
 
 @attrs.frozen

@@ -27,6 +27,7 @@ from homeserver.storage.event_tables import (
     rooms,
 )
 from homeserver.storage.event_types import EventToPersist as EventToPersist
+from homeserver.storage.event_types import ExtremitiesChanged as ExtremitiesChanged
 from homeserver.storage.event_types import NewCurrentState as NewCurrentState
 from homeserver.storage.event_types import PersistResult as PersistResult
 from homeserver.storage.event_types import RoomInfo as RoomInfo

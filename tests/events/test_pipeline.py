@@ -17,6 +17,7 @@ from homeserver.core.signing import verify_event_signature
 from homeserver.errors import MatrixError
 from homeserver.events.creation import EventCreationService, StreamNotifier
 from homeserver.storage import event_persist as events_module
+from homeserver.storage.database import Database
 from homeserver.storage.event_tables import state_groups
 from homeserver.storage.events import EventStore, StoredEvent
 
@@ -324,3 +325,42 @@ async def test_notifier_wakes_waiters_at_the_new_position(
     assert woke == [event.stream_ordering]
     # Per-room locks are dropped once nobody holds or waits for them.
     assert service._room_locks == {}
+
+
+async def test_two_processes_sending_into_one_room_do_not_fork_it(
+    service: EventCreationService, store: EventStore, database_url: str
+) -> None:
+    """Two services with their own locks and caches, as two worker processes would have.
+
+    The in-process lock cannot order them; the persist transaction notices a prev
+    event that stopped being an extremity and the loser rebuilds its event.
+    """
+    room_id, _ = await build_room(service, "12")
+    other_db = Database(database_url)
+    try:
+        other = EventCreationService(
+            EventStore(other_db),
+            server_name=SERVER_NAME,
+            signing_key=SIGNING_KEY,
+            key_id="ed25519:test",
+        )
+        sent: list[StoredEvent] = []
+
+        async def send(svc: EventCreationService, name: str) -> None:
+            for i in range(10):
+                sent.append(
+                    await svc.create_and_persist_event(
+                        room_id, "m.room.message", ALICE, {"body": f"{name}{i}"}
+                    )
+                )
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send, service, "a")
+            nursery.start_soon(send, other, "b")
+    finally:
+        await other_db.aclose()
+    assert len(sent) == 20
+    chain = sorted(sent, key=lambda e: e.depth)
+    for previous, event in itertools.pairwise(chain):
+        assert event.pdu["prev_events"] == [previous.event_id]
+    assert await store.get_forward_extremities(room_id) == [chain[-1].event_id]
