@@ -317,16 +317,10 @@ class SyncService:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(
                 functools.partial(
-                    _into,
-                    serialized,
-                    "timeline",
-                    self.client_events.serialize,
-                    timeline.events,
-                    user_id=user_id,
-                    device_id=request.device_id,
+                    _into, serialized, "timeline", self._serialize, request, timeline.events, True
                 )
             )
-            nursery.start_soon(_into, serialized, "state", self.client_events.serialize, state)
+            nursery.start_soon(_into, serialized, "state", self._serialize, request, state, False)
         return {
             "timeline": {
                 "events": [apply_event_fields(e, fields) for e in serialized["timeline"]],
@@ -345,6 +339,18 @@ class SyncService:
             "summary": summary,
             "unread_notifications": {"notification_count": unread, "highlight_count": 0},
         }
+
+    async def _serialize(
+        self, request: SyncRequest, events: list[StoredEvent], echo: bool
+    ) -> list[dict[str, Any]]:
+        """Client format, or the PDUs as stored for ``event_format: federation``."""
+        if request.filter.event_format == "federation":
+            return [{**e.pdu, "event_id": e.event_id} for e in events]
+        if echo:
+            return await self.client_events.serialize(
+                events, user_id=request.user_id, device_id=request.device_id
+            )
+        return await self.client_events.serialize(events)
 
     async def _counts(
         self, user_id: str, room_id: str, upto: StreamToken
@@ -389,10 +395,8 @@ class SyncService:
             state_filter=room_filter.state,
         )
         fields = request.filter.event_fields
-        timeline_json = await self.client_events.serialize(
-            timeline.events, user_id=request.user_id, device_id=request.device_id
-        )
-        state_json = await self.client_events.serialize(state)
+        timeline_json = await self._serialize(request, timeline.events, True)
+        state_json = await self._serialize(request, state, False)
         return {
             "timeline": {
                 "events": [apply_event_fields(e, fields) for e in timeline_json],

@@ -330,3 +330,16 @@ async def test_full_state(
     assert "m.room.name" in {e["type"] for e in room["state"]["events"]} | {
         e["type"] for e in room["timeline"]["events"]
     }
+
+
+async def test_federation_event_format(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await register_user(client, "alice")
+    room_id = await make_room(server.hs, ALICE)
+    await send_ok(client, alice["access_token"], room_id, "raw")
+    body = await sync(client, alice["access_token"], filter={"event_format": "federation"})
+    event = room_of(body, room_id)["timeline"]["events"][-1]
+    # The PDU as stored: hashes, signatures and DAG edges, no client-only "unsigned".
+    assert {"hashes", "signatures", "prev_events", "auth_events", "depth"} <= set(event)
+    assert event["content"]["body"] == "raw"
