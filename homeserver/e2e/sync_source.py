@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.e2e.keys import E2EKeyService
+from homeserver.e2e.keys import SIGNED_CURVE25519, E2EKeyService
 from homeserver.e2e.to_device import MAX_PER_SYNC, ToDeviceService
 from homeserver.notifier import StreamToken
 
@@ -49,7 +49,12 @@ class E2ESyncSource:
         )
 
     async def otk_counts(self, user_id: str, device_id: str) -> dict[str, int]:
-        return await self.keys.otk_counts(user_id, device_id)
+        counts = await self.keys.otk_counts(user_id, device_id)
+        # Always state the count clients upload by, zero included: a client that
+        # reads a missing count as "unchanged" would never replenish its keys
+        # after the last one is claimed (Synapse does the same).
+        counts.setdefault(SIGNED_CURVE25519, 0)
+        return counts
 
     async def unused_fallback_types(self, user_id: str, device_id: str) -> list[str]:
         return await self.keys.unused_fallback_types(user_id, device_id)

@@ -21,6 +21,9 @@ from sqlalchemy.engine import Connection
 from homeserver.storage.e2e_keys import allocate_position
 from homeserver.storage.metadata import metadata
 
+# How long a (device, txnId) pair is remembered for idempotency.
+TXN_ID_LIFETIME_MS = 24 * 3600 * 1000
+
 to_device_inbox = sa.Table(
     "to_device_inbox",
     metadata,
@@ -41,7 +44,18 @@ to_device_txns = sa.Table(
 
 
 def claim_txn(conn: Connection, user_id: str, device_id: str, txn_id: str, now_ms: int) -> bool:
-    """Record the transaction ID; False if this device already used it."""
+    """Record the transaction ID; False if this device already used it.
+
+    IDs older than :data:`TXN_ID_LIFETIME_MS` are forgotten on the way (clients
+    retry within seconds), so the table stays small.
+    """
+    conn.execute(
+        sa.delete(to_device_txns).where(
+            to_device_txns.c.user_id == user_id,
+            to_device_txns.c.device_id == device_id,
+            to_device_txns.c.created_ts < now_ms - TXN_ID_LIFETIME_MS,
+        )
+    )
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     # RETURNING, not rowcount: psycopg reports no rowcount for this INSERT.
     inserted = conn.execute(

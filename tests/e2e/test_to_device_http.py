@@ -8,7 +8,7 @@ import httpx
 import pytest
 import trio
 from e2e_helpers import Device, assert_error, login, register
-from plait_fixtures import RegisterUser
+from plait_fixtures import RegisterUser, RunningServer
 
 import homeserver.e2e.to_device as to_device_service
 
@@ -151,3 +151,16 @@ async def test_long_ids_and_anonymous_refused(
     assert_error(response, 400, "M_INVALID_PARAM")
     response = await client.put("/_matrix/client/v3/sendToDevice/m.test/t", json={"messages": {}})
     assert_error(response, 401, "M_MISSING_TOKEN")
+
+
+async def test_transaction_ids_are_forgotten_after_a_day(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await register(client, register_user, "alice")
+    bob = await register(client, register_user, "bob")
+    target = {alice.user_id: {alice.device_id: {}}}
+    await send(bob, "old", target)
+    server.hs.clock.advance(25 * 3600)
+    await send(bob, "new", target)  # prunes "old"
+    await send(bob, "old", target)
+    assert len((await alice.sync())["to_device"]["events"]) == 3
