@@ -12,6 +12,13 @@ Within this process, work on one room is serialized by a per-room
 concurrent sends would otherwise both cite the same extremity and fork the room
 for no reason. Rooms do not wait for each other except inside the database,
 where the stream-ordering row orders commits.
+
+Across processes the lock cannot help, so the transaction checks that the
+cited prev events are still forward extremities (free: the row counts of the
+statements that move them) and the loser rebuilds its event on the new tip.
+This also lets the service keep each room's extremities in memory instead of
+reading them for every event. Known limit: an extremity added by *another*
+process stays unseen here until this process's next rebuild or federated write.
 """
 
 from __future__ import annotations
