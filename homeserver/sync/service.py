@@ -120,25 +120,34 @@ class SyncService:
             timeout = 0
         deadline = trio.current_time() + timeout
         while True:
+            before = self.notifier.current_token().events
             memberships = await self.database.read(
                 lambda conn: read_user_memberships(conn, request.user_id)
             )
             rooms = [m.room_id for m in memberships if m.membership == "join"]
             with self.notifier.listen(request.user_id, rooms) as listener:
                 upto = self.notifier.current_token()
-                response, has_updates = await self._build(request, upto)
+                # If no event was announced since ``before``, that read already saw
+                # every membership at or below ``upto``: no need to read it again.
+                fresh = memberships if upto.events == before else None
+                response, has_updates = await self._build(request, upto, fresh)
                 if has_updates or trio.current_time() >= deadline:
                     return response
                 with trio.move_on_at(deadline if math.isfinite(deadline) else math.inf):
                     await listener.wait()
 
-    async def _memberships_at(self, user_id: str, upto: int) -> dict[str, _UserMembership]:
+    async def _memberships_at(
+        self, user_id: str, upto: int, fresh: list[Membership] | None
+    ) -> dict[str, _UserMembership]:
         """The user's membership in each room as of position ``upto``.
 
-        Read after ``upto`` was taken, so no change at or below it is missed;
-        changes above it are rolled back to the last membership at ``upto``.
+        Read after ``upto`` was taken (unless ``fresh`` is known to include every
+        change up to it), so no change at or below it is missed; changes above it
+        are rolled back to the last membership at ``upto``.
         """
-        current = await self.database.read(lambda conn: read_user_memberships(conn, user_id))
+        current = fresh
+        if current is None:
+            current = await self.database.read(lambda conn: read_user_memberships(conn, user_id))
         result: dict[str, _UserMembership] = {}
         late: list[Membership] = [m for m in current if m.stream_ordering > upto]
         ids = [m.event_id for m in current if m.stream_ordering <= upto]
@@ -164,7 +173,9 @@ class SyncService:
         )
         return bool(own) and own[-1].pdu.get("content", {}).get("membership") == "join"
 
-    async def _build(self, request: SyncRequest, upto: StreamToken) -> tuple[dict[str, Any], bool]:
+    async def _build(
+        self, request: SyncRequest, upto: StreamToken, fresh: list[Membership] | None = None
+    ) -> tuple[dict[str, Any], bool]:
         user_id = request.user_id
         since = request.since
         room_filter = request.filter.room
@@ -174,7 +185,7 @@ class SyncService:
         first: dict[str, Any] = {}
         async with trio.open_nursery() as nursery:
             nursery.start_soon(
-                _into, first, "memberships", self._memberships_at, user_id, upto.events
+                _into, first, "memberships", self._memberships_at, user_id, upto.events, fresh
             )
             nursery.start_soon(_into, first, "account_data", self._account_data, request, upto)
             nursery.start_soon(_into, first, "ignored", self._ignored, user_id)
