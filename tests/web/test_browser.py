@@ -52,7 +52,12 @@ def server_url(tmp_path: Path) -> Iterator[str]:
     if reason:
         pytest.skip(reason)
     port = free_port()
-    env = {**os.environ, "PLAIT_RATE_LIMITS_ENABLED": "false"}
+    # Short-lived access tokens: the client must refresh them silently mid-test.
+    env = {
+        **os.environ,
+        "PLAIT_RATE_LIMITS_ENABLED": "false",
+        "PLAIT_AUTH_ACCESS_TOKEN_LIFETIME_S": "8",
+    }
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(
         [

@@ -205,6 +205,66 @@ try {
     return img instanceof HTMLImageElement && img.complete && img.naturalWidth > 0;
   });
 
+  step("a direct message: invite, accept, listed under People, unread badge");
+  const bobId = (await b.locator(".me-name small").textContent())?.trim();
+  await b.getByRole("button", { name: "Back to rooms" }).click();
+  await a.getByRole("button", { name: "New DM" }).click();
+  await a.getByLabel("User ID").fill(bobId);
+  await a.getByRole("button", { name: "Start" }).click();
+  const invite = b.locator(".invite-row").first();
+  await invite.getByRole("button", { name: "Accept" }).click();
+  await b.getByRole("heading", { name: /alice/ }).waitFor();
+  await b.getByRole("button", { name: "Back to rooms" }).click();
+  const people = b.locator("section", { has: b.getByRole("heading", { name: "People" }) });
+  await people.getByRole("button", { name: /alice/ }).waitFor();
+  await a.locator("section", { has: a.getByRole("heading", { name: "People" }) }).getByRole("button", { name: /bob/ }).waitFor();
+  await send(a, "psst, bob");
+  await people.getByLabel("1 unread").waitFor();
+  await b.screenshot({ path: join(artifacts, "bob-360-list-unread.png") });
+  await people.getByRole("button", { name: /alice/ }).click();
+  await message(b, "psst, bob").waitFor();
+  await b.getByRole("button", { name: "Back to rooms" }).click();
+  await people.getByLabel("1 unread").waitFor({ state: "detached" });
+
+  step("history: scroll back through 70 messages to the start");
+  await a.getByRole("button", { name: roomName }).click();
+  for (let i = 1; i <= 70; i++) await send(a, `history ${i} ${suffix}`);
+  await a.locator('.msg[data-status="sending"]').first().waitFor({ state: "detached", timeout: 30000 });
+  await b.reload();
+  await b.getByRole("button", { name: roomName }).click();
+  await message(b, `history 70 ${suffix}`).waitFor();
+  for (let i = 0; i < 20; i++) {
+    if (await b.getByText("This is the start of the room.").isVisible()) break;
+    await b.locator(".timeline").evaluate((el) => (el.scrollTop = 0));
+    await b.waitForTimeout(300);
+  }
+  await b.getByText("This is the start of the room.").waitFor();
+  await message(b, `history 1 ${suffix}`).waitFor();
+  await message(b, "hello bob").waitFor();
+  await b.getByRole("button", { name: /Jump to latest/ }).click();
+  await message(b, `history 70 ${suffix}`).waitFor();
+
+  step("theme toggle, log out, log back in");
+  await a.getByRole("button", { name: "Theme: system" }).click();
+  await a.waitForFunction(() => document.documentElement.dataset.theme === "light");
+  await a.getByRole("button", { name: "Theme: light" }).click();
+  await a.waitForFunction(() => document.documentElement.dataset.theme === "dark");
+  await a.screenshot({ path: join(artifacts, "alice-1280-dark.png") });
+  await b.getByRole("button", { name: "Back to rooms" }).click();
+  await b.getByRole("button", { name: "Log out" }).click();
+  await b.getByRole("button", { name: "Log in" }).waitFor();
+  await b.getByLabel("Username").fill(`bob${suffix}`);
+  await b.getByLabel("Password").fill("correct horse battery");
+  await b.getByRole("button", { name: "Log in" }).last().click();
+  await b.getByRole("button", { name: roomName }).waitFor();
+
+  step("leave the room");
+  await b.getByRole("button", { name: roomName }).click();
+  b.once("dialog", (d) => void d.accept());
+  await b.getByRole("button", { name: "Leave" }).click();
+  await b.getByRole("button", { name: roomName }).waitFor({ state: "detached" });
+  await a.locator(".state-row", { hasText: `bob${suffix} left` }).waitFor();
+
   await a.screenshot({ path: join(artifacts, "alice-1280-final.png") });
   await b.screenshot({ path: join(artifacts, "bob-360-final.png") });
 

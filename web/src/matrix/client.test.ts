@@ -140,6 +140,20 @@ describe("tokens", () => {
     expect(calls.filter((c) => c.url.pathname.endsWith("/refresh"))).toHaveLength(1);
   });
 
+  it("refreshes ahead of expiry, so requests never meet a 401", async () => {
+    const seen: string[] = [];
+    const { http } = makeClient((url, init) => {
+      if (url.pathname.endsWith("/refresh")) return json(200, { access_token: "a2", refresh_token: "r2", expires_in_ms: 60000 });
+      const auth = (init.headers as Record<string, string>)["Authorization"]!;
+      seen.push(auth);
+      return auth === "Bearer a1" ? json(401, { errcode: "M_UNKNOWN_TOKEN", soft_logout: true }) : json(200, {});
+    });
+    http.session = { ...http.session!, expiresAt: Date.now() + 1000, lifetimeMs: 60000 };
+    await http.request("GET", "/x");
+    expect(seen).toEqual(["Bearer a2"]);
+    expect(http.session?.expiresAt).toBeGreaterThan(Date.now() + 50000);
+  });
+
   it("goes back to login when the token is revoked", async () => {
     const { http, h } = makeClient(() => json(401, { errcode: "M_UNKNOWN_TOKEN", soft_logout: false }));
     await expect(http.request("GET", "/x")).rejects.toMatchObject({ errcode: "M_UNKNOWN_TOKEN" });

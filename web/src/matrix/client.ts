@@ -23,9 +23,7 @@ export interface ClientHooks {
   onSession(session: Session): void;
 }
 
-export interface LoginResult extends Session {
-  expiresInMs?: number;
-}
+export type LoginResult = Session;
 
 interface AuthResponse {
   user_id: string;
@@ -41,6 +39,8 @@ function toSession(r: AuthResponse): LoginResult {
     deviceId: r.device_id,
     accessToken: r.access_token,
     refreshToken: r.refresh_token,
+    expiresAt: r.expires_in_ms !== undefined ? Date.now() + r.expires_in_ms : undefined,
+    lifetimeMs: r.expires_in_ms,
   };
 }
 

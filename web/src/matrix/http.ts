@@ -6,6 +6,18 @@ export interface Session {
   deviceId: string;
   accessToken: string;
   refreshToken?: string | undefined;
+  /** When the access token expires (ms since the epoch), if the server said. */
+  expiresAt?: number | undefined;
+  /** The access token lifetime the server last gave (expires_in_ms). */
+  lifetimeMs?: number | undefined;
+}
+
+/**
+ * Refresh this long before expiry: a fifth of the lifetime, at most 30 s, and
+ * at least 2 s (the server's expiry has whole-second precision).
+ */
+export function refreshMargin(lifetimeMs: number): number {
+  return Math.min(30000, Math.max(lifetimeMs / 5, Math.min(2000, lifetimeMs / 2)));
 }
 
 /** A Matrix error answer (`errcode`), or a network failure (`status` 0). */
@@ -64,6 +76,7 @@ export class Http {
 
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const auth = opts.auth ?? true;
+    if (auth) await this.refreshIfExpiring();
     for (let attempt = 0; ; attempt++) {
       const token = this.session?.accessToken;
       try {
@@ -100,6 +113,19 @@ export class Http {
     }
   }
 
+  /** Refresh ahead of expiry, so requests do not bounce off a 401 first. */
+  private async refreshIfExpiring(): Promise<void> {
+    const s = this.session;
+    if (!s?.refreshToken || s.expiresAt === undefined) return;
+    const lifetime = s.lifetimeMs ?? 300000;
+    if (Date.now() < s.expiresAt - refreshMargin(lifetime)) return;
+    try {
+      await this.refresh(s.accessToken);
+    } catch {
+      /* offline: the request itself will fail and be retried */
+    }
+  }
+
   /**
    * Swap the refresh token for new tokens, once for all concurrent callers:
    * a refresh token is single use and reusing one revokes the session.
@@ -112,7 +138,7 @@ export class Http {
     const refreshToken = s.refreshToken;
     this.refreshing = (async () => {
       try {
-        const r = await this.once<{ access_token: string; refresh_token?: string }>(
+        const r = await this.once<{ access_token: string; refresh_token?: string; expires_in_ms?: number }>(
           "POST",
           "/_matrix/client/v3/refresh",
           { body: { refresh_token: refreshToken } },
@@ -123,6 +149,8 @@ export class Http {
           ...this.session,
           accessToken: r.access_token,
           refreshToken: r.refresh_token ?? refreshToken,
+          expiresAt: r.expires_in_ms !== undefined ? Date.now() + r.expires_in_ms : undefined,
+          lifetimeMs: r.expires_in_ms,
         };
         this.onSession(this.session);
         return true;
