@@ -275,3 +275,22 @@ async def test_remote_users_are_reported_as_failures(
     )
     assert answer["one_time_keys"] == {}
     assert set(answer["failures"]) == {"remote.example"}
+
+
+@pytest.mark.server_config(
+    rate_limits={"enabled": True, "writes_per_second": 0.01, "writes_burst": 3}
+)
+async def test_a_client_looping_on_a_refused_upload_is_rate_limited(
+    client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    """Pitfall 14 (synapse#19392): a client retrying a refused upload in a loop."""
+    alice = await register(client, register_user, "alice")
+    await alice.ok("POST", "/keys/upload", {"one_time_keys": {"signed_curve25519:A": "one"}})
+    statuses = []
+    for _ in range(4):
+        response = await alice.post(
+            "/keys/upload", {"one_time_keys": {"signed_curve25519:A": "two"}}
+        )
+        statuses.append((response.status_code, response.json()["errcode"]))
+    assert statuses[:2] == [(400, "M_INVALID_PARAM")] * 2
+    assert statuses[-1] == (429, "M_LIMIT_EXCEEDED")
