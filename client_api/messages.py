@@ -133,7 +133,7 @@ def add_routes(router: Router, hs: HomeServer) -> None:
             members = await messages.members_for_senders(
                 anchor, room_id, {e.sender for e in page.events}
             )
-            body["state"] = await client_events.serialize(members)
+            body["state"] = await client_events.serialize(members, with_prev_content=False)
         else:
             body["state"] = []
         return Response.json(body)
@@ -160,7 +160,7 @@ def add_routes(router: Router, hs: HomeServer) -> None:
             "event": (await serialize([event]))[0],
             "events_before": await serialize(before.events),
             "events_after": await serialize(after.events),
-            "state": await client_events.serialize(state),
+            "state": await client_events.serialize(state, with_prev_content=False),
         }
         start = before.next_point
         end = after.next_point

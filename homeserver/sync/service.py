@@ -361,7 +361,10 @@ class SyncService:
             return await self.client_events.serialize(
                 events, user_id=request.user_id, device_id=request.device_id
             )
-        return await self.client_events.serialize(events)
+        # The state section skips prev_content: finding it costs the state before
+        # each event (a big room's initial sync would read a group per member),
+        # and clients read it on timeline events, where it is still sent.
+        return await self.client_events.serialize(events, with_prev_content=False)
 
     async def _counts(
         self, user_id: str, room_id: str, upto: StreamToken
