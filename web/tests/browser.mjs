@@ -226,13 +226,13 @@ try {
   await b.getByRole("button", { name: "Back to rooms" }).click();
   await people.getByLabel("1 unread").waitFor({ state: "detached" });
 
-  step("history: scroll back through 70 messages to the start");
+  step("history: scroll back through 45 messages to the start");
   await a.getByRole("button", { name: roomName }).click();
-  for (let i = 1; i <= 70; i++) await send(a, `history ${i} ${suffix}`);
+  for (let i = 1; i <= 45; i++) await send(a, `history ${i} ${suffix}`);
   await a.locator('.msg[data-status="sending"]').first().waitFor({ state: "detached", timeout: 30000 });
   await b.reload();
   await b.getByRole("button", { name: roomName }).click();
-  await message(b, `history 70 ${suffix}`).waitFor();
+  await message(b, `history 45 ${suffix}`).waitFor();
   for (let i = 0; i < 20; i++) {
     if (await b.getByText("This is the start of the room.").isVisible()) break;
     await b.locator(".timeline").evaluate((el) => (el.scrollTop = 0));
@@ -242,7 +242,7 @@ try {
   await message(b, `history 1 ${suffix}`).waitFor();
   await message(b, "hello bob").waitFor();
   await b.getByRole("button", { name: /Jump to latest/ }).click();
-  await message(b, `history 70 ${suffix}`).waitFor();
+  await message(b, `history 45 ${suffix}`).waitFor();
 
   step("theme toggle, log out, log back in");
   await a.getByRole("button", { name: "Theme: system" }).click();
