@@ -1,6 +1,6 @@
 // The app state (zustand), fed by the Matrix client module.
 import { create } from "zustand";
-import { MatrixClient, MatrixError, newTxnId, login, register, type Outgoing, type Session } from "./matrix/client";
+import { MatrixClient, newTxnId, login, register, type Outgoing, type Session } from "./matrix/client";
 import { Http } from "./matrix/http";
 import { parse, toHtml, hasMarkup } from "./matrix/markdown";
 import { applyInvitedRoom, applyJoinedRoom, prependHistory } from "./matrix/rooms";
@@ -44,6 +44,8 @@ let client: MatrixClient | null = null;
 const paginating = new Set<string>();
 /** txnId -> the event we queued, so a failed send can be retried. */
 const queued = new Map<string, Outgoing>();
+/** txnId -> the image file of an upload that has not finished, for a retry. */
+const files = new Map<string, File>();
 
 export function getClient(): MatrixClient | null {
   return client;
@@ -130,6 +132,23 @@ export const useStore = create<AppState>((set, get) => {
     addEcho(out, extra);
     client?.send(out);
     return out.txnId;
+  }
+
+  /** Upload an image (with progress on its echo), then queue the event that shows it. */
+  async function uploadThenSend(out: Outgoing, file: File): Promise<void> {
+    const { txnId } = out;
+    try {
+      if (!client) throw new Error("not logged in");
+      const url = await client.upload(file, file.name, (p) => patchItem(txnId, (t) => ({ ...t, progress: p })));
+      const ready = { ...out, content: { ...out.content, url } };
+      patchItem(txnId, (t) => ({ ...t, progress: 1, event: { ...t.event, content: ready.content } }));
+      queued.set(txnId, ready);
+      files.delete(txnId);
+      client.send(ready);
+    } catch (e) {
+      patchItem(txnId, (t) => ({ ...t, status: "failed" }));
+      set({ error: `Upload failed: ${e instanceof Error ? e.message : String(e)}` });
+    }
   }
 
   const lastReceipt = new Map<string, string>();
@@ -253,18 +272,10 @@ export const useStore = create<AppState>((set, get) => {
         info: { mimetype: file.type, size: file.size, ...dims },
       };
       const out: Outgoing = { txnId, roomId, type: "m.room.message", content };
+      queued.set(txnId, out);
+      files.set(txnId, file);
       addEcho(out, { localUrl, progress: 0 });
-      try {
-        const url = await client!.upload(file, file.name, (p) => patchItem(txnId, (t) => ({ ...t, progress: p })));
-        const full = { ...content, url };
-        patchItem(txnId, (t) => ({ ...t, progress: 1, event: { ...t.event, content: full } }));
-        const ready = { ...out, content: full };
-        queued.set(txnId, ready);
-        client?.send(ready);
-      } catch (e) {
-        patchItem(txnId, (t) => ({ ...t, status: "failed" }));
-        set({ error: `Upload failed: ${e instanceof MatrixError ? e.message : String(e)}` });
-      }
+      await uploadThenSend(out, file);
     },
     editMessage(roomId, eventId, text) {
       const body = text.trim();
@@ -291,12 +302,14 @@ export const useStore = create<AppState>((set, get) => {
     },
     retry(roomId, txnId) {
       const out = queued.get(txnId);
-      if (!out || !out.content["url"] && out.content["msgtype"] === "m.image") return;
+      if (!out) return;
       updateRoom(roomId, (r) => ({
         ...r,
         timeline: r.timeline.map((t) => (t.txnId === txnId ? { ...t, status: "sending" } : t)),
       }));
-      client?.send(out);
+      const file = files.get(txnId);
+      if (out.content["msgtype"] === "m.image" && !out.content["url"] && file) void uploadThenSend(out, file);
+      else client?.send(out);
     },
     async paginate(roomId) {
       const room = get().rooms[roomId];

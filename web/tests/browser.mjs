@@ -107,6 +107,12 @@ try {
   await register(a, `alice${suffix}`);
   await register(b, `bob${suffix}`);
 
+  step("alice sets her display name");
+  await a.getByTitle("Change display name").click();
+  await a.getByLabel("Display name").fill(`Alice ${suffix}`);
+  await a.getByRole("button", { name: "Save" }).click();
+  await a.getByTestId("my-name").filter({ hasText: `Alice ${suffix}` }).waitFor();
+
   step("alice creates a public room");
   const roomName = `Tea ${suffix}`;
   await a.getByRole("button", { name: "New room" }).click();
@@ -213,15 +219,15 @@ try {
   await a.getByRole("button", { name: "Start" }).click();
   const invite = b.locator(".invite-row").first();
   await invite.getByRole("button", { name: "Accept" }).click();
-  await b.getByRole("heading", { name: /alice/ }).waitFor();
+  await b.getByRole("heading", { name: /alice/i }).waitFor();
   await b.getByRole("button", { name: "Back to rooms" }).click();
   const people = b.locator("section", { has: b.getByRole("heading", { name: "People" }) });
-  await people.getByRole("button", { name: /alice/ }).waitFor();
+  await people.getByRole("button", { name: /alice/i }).waitFor();
   await a.locator("section", { has: a.getByRole("heading", { name: "People" }) }).getByRole("button", { name: /bob/ }).waitFor();
   await send(a, "psst, bob");
   await people.getByLabel("1 unread").waitFor();
   await b.screenshot({ path: join(artifacts, "bob-360-list-unread.png") });
-  await people.getByRole("button", { name: /alice/ }).click();
+  await people.getByRole("button", { name: /alice/i }).click();
   await message(b, "psst, bob").waitFor();
   await b.getByRole("button", { name: "Back to rooms" }).click();
   await people.getByLabel("1 unread").waitFor({ state: "detached" });

@@ -11,6 +11,11 @@ export function App() {
   const currentRoomId = useStore((s) => s.currentRoomId);
   const error = useStore((s) => s.error);
 
+  const unread = useStore((s) => Object.values(s.rooms).reduce((n, r) => n + r.unread, 0));
+  useEffect(() => {
+    document.title = unread > 0 ? `(${unread}) Plait` : "Plait";
+  }, [unread]);
+
   useEffect(() => {
     if (theme === "system") delete document.documentElement.dataset["theme"];
     else document.documentElement.dataset["theme"] = theme;
@@ -20,7 +25,7 @@ export function App() {
   if (phase === "syncing") {
     return (
       <main className="loading" aria-busy="true">
-        <p>Connecting…</p>
+        <p>{connected ? "Connecting…" : "Cannot reach the server; retrying…"}</p>
       </main>
     );
   }

@@ -229,3 +229,38 @@ export function InviteDialog({ roomId, onClose }: { roomId: string; onClose: () 
     </Dialog>
   );
 }
+
+export function ProfileDialog({ onClose }: { onClose: () => void }) {
+  const current = useStore((s) => s.myName ?? "");
+  const [name, setName] = useState(current);
+  const [error, setError] = useState<string>();
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    try {
+      await getClient()!.setDisplayName(name.trim());
+      useStore.setState({ myName: name.trim() });
+      onClose();
+    } catch (err) {
+      setError(errorText(err));
+    }
+  }
+  return (
+    <Dialog title="Your profile" onClose={onClose}>
+      <form onSubmit={submit}>
+        <label>
+          Display name
+          <input name="display-name" value={name} onChange={(e) => setName(e.target.value)} required />
+        </label>
+        {error && <p className="error">{error}</p>}
+        <div className="buttons">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary">
+            Save
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}

@@ -2,7 +2,7 @@ import { useState } from "react";
 import { roomName } from "../matrix/rooms";
 import type { Room } from "../matrix/types";
 import { getClient, useStore, type Theme } from "../store";
-import { CreateRoomDialog, DirectoryDialog, StartDmDialog } from "./Dialogs";
+import { CreateRoomDialog, DirectoryDialog, ProfileDialog, StartDmDialog } from "./Dialogs";
 
 export function isDm(room: Room, direct: Record<string, string[]>): boolean {
   return room.isDirect || Object.values(direct).some((ids) => ids.includes(room.roomId));
@@ -21,7 +21,7 @@ export function Sidebar() {
   const session = useStore((s) => s.session);
   const myName = useStore((s) => s.myName);
   const theme = useStore((s) => s.theme);
-  const [dialog, setDialog] = useState<"create" | "directory" | "dm" | null>(null);
+  const [dialog, setDialog] = useState<"create" | "directory" | "dm" | "profile" | null>(null);
   const me = session?.userId ?? "";
   const all = sortRooms(Object.values(rooms));
   const invites = all.filter((r) => r.membership === "invite");
@@ -32,10 +32,10 @@ export function Sidebar() {
   return (
     <nav className="sidebar" aria-label="Rooms">
       <header className="me">
-        <div className="me-name">
+        <button className="me-name" title="Change display name" onClick={() => setDialog("profile")}>
           <strong data-testid="my-name">{myName || me}</strong>
           <small>{me}</small>
-        </div>
+        </button>
         <button
           className="icon"
           title={`Theme: ${theme}`}
@@ -77,6 +77,7 @@ export function Sidebar() {
       {dialog === "create" && <CreateRoomDialog onClose={() => setDialog(null)} />}
       {dialog === "directory" && <DirectoryDialog onClose={() => setDialog(null)} />}
       {dialog === "dm" && <StartDmDialog onClose={() => setDialog(null)} />}
+      {dialog === "profile" && <ProfileDialog onClose={() => setDialog(null)} />}
     </nav>
   );
 }
