@@ -123,6 +123,13 @@ class MessageService:
         redacts: str | None = None,
     ) -> str:
         """Send a message event once per transaction ID; return its event ID."""
+        if event_type == "m.room.redaction" and redacts is None:
+            # A redaction sent through /send (v11 clients put "redacts" in content)
+            # is checked and recorded like one sent through /redact.
+            target = content.get("redacts")
+            if not isinstance(target, str):
+                raise bad_json("A redaction needs 'redacts' in its content")
+            redacts = target
         key = (user_id, device_id, endpoint, txn_id)
         async with self._txn_lock(key):
             existing = await self.database.read(lambda conn: read_txn(conn, *key))

@@ -171,3 +171,19 @@ async def test_redact_serves_redacted_form(
         f"{V3}/rooms/{room_id}/redact/nope/r3", headers=bearer(alice["access_token"]), json={}
     )
     assert_error(malformed, 400, "M_INVALID_PARAM")
+
+
+async def test_redaction_through_send(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await register_user(client, "alice")
+    token = alice["access_token"]
+    room_id = await make_room(server.hs, ALICE)
+    target = (await send(client, token, room_id, "secret")).json()["event_id"]
+    missing = await send(client, token, room_id, {"reason": "x"}, event_type="m.room.redaction")
+    assert_error(missing, 400, "M_BAD_JSON")
+    sent = await send(client, token, room_id, {"redacts": target}, event_type="m.room.redaction")
+    assert sent.status_code == 200, sent.text
+    fetched = await client.get(f"{V3}/rooms/{room_id}/event/{target}", headers=bearer(token))
+    assert fetched.json()["content"] == {}
+    assert fetched.json()["unsigned"]["redacted_because"]["event_id"] == sent.json()["event_id"]
