@@ -232,6 +232,22 @@ try {
   await b.getByRole("button", { name: "Back to rooms" }).click();
   await people.getByLabel("1 unread").waitFor({ state: "detached" });
 
+  step("a private room: invite from the room header, accept, chat");
+  await a.getByRole("button", { name: "New room" }).click();
+  await a.getByLabel("Name").fill(`Plans ${suffix}`);
+  await a.getByRole("button", { name: "Create" }).click();
+  await a.getByRole("heading", { name: `Plans ${suffix}` }).waitFor();
+  await a.getByRole("button", { name: "Invite" }).click();
+  await a.getByLabel("User ID").fill(bobId);
+  await a.getByRole("dialog").getByRole("button", { name: "Invite" }).click();
+  await a.getByRole("dialog").waitFor({ state: "detached" });
+  const planInvite = b.locator(".invite-row", { hasText: `Plans ${suffix}` });
+  await planInvite.getByRole("button", { name: "Accept" }).click();
+  await b.getByRole("heading", { name: `Plans ${suffix}` }).waitFor();
+  await send(b, "count me in");
+  await message(a, "count me in").waitFor();
+  await b.getByRole("button", { name: "Back to rooms" }).click();
+
   step("history: scroll back through 45 messages to the start");
   await a.getByRole("button", { name: roomName }).click();
   for (let i = 1; i <= 45; i++) await send(a, `history ${i} ${suffix}`);

@@ -187,6 +187,7 @@ function Message({
       className={"msg" + (grouped ? " grouped" : "") + (mine ? " mine" : "") + (local ? " local" : "")}
       data-event-id={ev.event_id}
       data-status={item.status ?? "remote"}
+      tabIndex={0}
     >
       {!grouped && (
         <header>
