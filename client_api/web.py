@@ -27,7 +27,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 # The client only talks to its own origin; media previews are blob: URLs.
 CSP = (
     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
-    "style-src 'self' 'unsafe-inline'; connect-src 'self'; object-src 'none'; "
+    "style-src 'self'; connect-src 'self'; object-src 'none'; "
     "base-uri 'none'; frame-ancestors 'none'"
 )
 API_PREFIXES = ("/_matrix/", "/.well-known/", "/_synapse/", "/_plait/")

@@ -95,7 +95,7 @@ function Composer({ room }: { room: Room }) {
       })?.event.content["m.new_content"] as Record<string, unknown> | undefined;
     setText(String(latest?.["body"] ?? ev?.content["body"] ?? ""));
     input.current?.focus();
-  }, [editing]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [editing]); // only when editing starts: later edits must not reset the text
 
   useEffect(() => {
     input.current?.focus();
