@@ -175,7 +175,9 @@ class RoomSync:
             if event_id in in_timeline:
                 continue
             if event_type == "m.room.member" and wanted_members is not None:
-                if state_key not in wanted_members:
+                # Members outside the wanted set still come when they changed in
+                # the gap of a limited sync (matrix_brief 1.4); see the cut below.
+                if state_key not in wanted_members and (full or not timeline.limited):
                     continue
             elif lazy and not full and not timeline.limited:
                 continue  # Only members on a lazy, gapless incremental sync.
@@ -188,7 +190,11 @@ class RoomSync:
                 e
                 for e in events
                 if (since < e.stream_ordering < first)
-                or (e.type == "m.room.member" and wanted_members is not None)
+                or (
+                    e.type == "m.room.member"
+                    and wanted_members is not None
+                    and e.state_key in wanted_members
+                )
             ]
         events = [e for e in events if state_filter.matches_event(_filter_view(e))]
         events.sort(key=lambda e: e.stream_ordering)

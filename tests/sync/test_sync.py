@@ -343,3 +343,21 @@ async def test_federation_event_format(
     # The PDU as stored: hashes, signatures and DAG edges, no client-only "unsigned".
     assert {"hashes", "signatures", "prev_events", "auth_events", "depth"} <= set(event)
     assert event["content"]["body"] == "raw"
+
+
+async def test_lazy_limited_sync_sends_gap_members(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await register_user(client, "alice")
+    await register_user(client, "bob")
+    token = alice["access_token"]
+    room_id = await make_room(server.hs, ALICE)
+    lazy = {"room": {"state": {"lazy_load_members": True}, "timeline": {"limit": 2}}}
+    since = (await sync(client, token, filter=lazy))["next_batch"]
+    await join(server.hs, room_id, BOB)  # in the gap, and Bob sends nothing
+    for i in range(4):
+        await send_ok(client, token, room_id, f"g{i}")
+    room = room_of(await sync(client, token, since=since, filter=lazy), room_id)
+    assert room["timeline"]["limited"] is True
+    members = {e["state_key"] for e in room["state"]["events"] if e["type"] == "m.room.member"}
+    assert BOB in members
