@@ -12,6 +12,7 @@ from client_api import presence, receipts, starter, typing
 from client_api import filters, messages, sync
 from client_api import account_data, directory, membership, rooms
 from client_api import keys, room_keys, to_device
+from client_api import push, search
 from client_api import web
 from homeserver.accounts.auth import Requester, require_user
 from homeserver.homeserver import HomeServer
@@ -31,6 +32,8 @@ def build_router(hs: HomeServer) -> Router:
     for module in (rooms, membership, directory, account_data):
         module.add_routes(router, hs)
     for module in (keys, to_device, room_keys):
+        module.add_routes(router, hs)
+    for module in (push, search):
         module.add_routes(router, hs)
     web.add_routes(router, hs)  # last: the web client at / and its catch-all
     return router

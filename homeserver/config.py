@@ -114,6 +114,34 @@ class PresenceConfig:
 
 
 @attrs.define
+class PushConfig:
+    # Networks HTTP pushers may deliver to although private or loopback (comma-
+    # separated CIDRs, e.g. "127.0.0.1/32" in tests); refused otherwise (SSRF).
+    gateway_ip_allowlist: str = ""
+    # Delivery attempts per notification, and the first retry delay (doubling, capped at 60 s).
+    max_attempts: int = 5
+    retry_initial_s: float = 1.0
+
+
+@attrs.define
+class WebSocketConfig:
+    # The WebSocket sync transport (spec/websocket.md): seconds to send the auth frame,
+    # heartbeat ping interval and pong deadline, grace to refresh an expired token.
+    auth_timeout_s: float = 10.0
+    heartbeat_interval_s: float = 30.0
+    heartbeat_timeout_s: float = 20.0
+    token_grace_s: float = 60.0
+    # Largest accepted client frame; outgoing queue bounds (frames, bytes) and the
+    # longest a single frame may take to send before the consumer counts as stalled.
+    max_frame_bytes: int = 64 * 1024
+    queue_frames: int = 64
+    queue_bytes: int = 8 * 1024 * 1024
+    send_timeout_s: float = 30.0
+    # How long one server-side /sync wait lasts before it is renewed.
+    sync_timeout_ms: int = 30_000
+
+
+@attrs.define
 class Config:
     server_name: str = "localhost"
     listen: str = "127.0.0.1:8008"
@@ -132,6 +160,8 @@ class Config:
     rate_limits: RateLimitConfig = attrs.field(factory=RateLimitConfig)
     media: MediaConfig = attrs.field(factory=MediaConfig)
     presence: PresenceConfig = attrs.field(factory=PresenceConfig)
+    push: PushConfig = attrs.field(factory=PushConfig)
+    websocket: WebSocketConfig = attrs.field(factory=WebSocketConfig)
 
     # -- derived values -------------------------------------------------------
 
@@ -192,6 +222,8 @@ _SECTIONS = {
     "rate_limits": RateLimitConfig,
     "media": MediaConfig,
     "presence": PresenceConfig,
+    "push": PushConfig,
+    "websocket": WebSocketConfig,
 }
 
 
@@ -303,6 +335,8 @@ def validate(config: Config) -> None:
     _validate_media(config.media)
     if not 0 < config.presence.idle_after_s <= config.presence.offline_after_s:
         raise ConfigError("presence.idle_after_s: must be positive and at most offline_after_s")
+    if not 1 <= config.push.max_attempts <= 20 or not 0 < config.push.retry_initial_s <= 60:
+        raise ConfigError("push: max_attempts 1 to 20, retry_initial_s above 0 and at most 60")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log_level: one of DEBUG, INFO, WARNING, ERROR")
 

@@ -35,6 +35,9 @@ from homeserver.media.service import MediaService
 from homeserver.media.store import LocalDiskStore
 from homeserver.notifier import Notifier
 from homeserver.presence import PresenceService
+from homeserver.push.processor import PushProcessor
+from homeserver.push.pushers import PusherService
+from homeserver.push.rules import PushRuleService
 from homeserver.ratelimit import RateLimits
 from homeserver.receipts import ReceiptService
 from homeserver.rooms.creation import RoomCreationService
@@ -42,6 +45,7 @@ from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.membership import MembershipService
 from homeserver.rooms.state import RoomStateService
 from homeserver.rooms.user_directory import UserDirectoryService
+from homeserver.search.service import SearchService
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore, StoredEvent
 from homeserver.storage.migrate import upgrade_engine
@@ -49,6 +53,7 @@ from homeserver.sync.service import SyncService
 from homeserver.sync.sources import SyncSources
 from homeserver.timeline.service import MessageService
 from homeserver.typing import TypingService
+from homeserver.ws import WebSocketHub
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +209,30 @@ class HomeServer:
             ),
         )
 
+        # Push rules, notification counts, pushers and search (homeserver/push/,
+        # homeserver/search/): followers of the event stream, woken by the hook.
+        self.push_rules = PushRuleService(database, self.account_data)
+        self.push = PushProcessor(
+            database, self.event_store, self._events_head, self.push_rules, config.server_name
+        )
+        self.events.add_new_event_hook(self.push.on_new_event)
+        self.pushers = PusherService(database, self.event_store, config.push, self._unread_count)
+        self.push.add_listener(self.pushers.on_new_actions)
+        self.search = SearchService(
+            database, self.event_store, self.messages.client_events, self._events_head
+        )
+        self.events.add_new_event_hook(self.search.indexer.on_new_event)
+
+        # WebSocket sync sessions (client_api/ws.py) report their queues here.
+        self.websockets = WebSocketHub()
+
+    def _events_head(self) -> int:
+        return self.notifier.current_token().events
+
+    async def _unread_count(self, user_id: str, room_id: str) -> int:
+        found = await self.receipts.latest_read_position(user_id, room_id)
+        return (await self.push.counts(user_id, room_id, found[1] if found else 0))[0]
+
     def _now_ms(self) -> int:
         return int(self.clock.time() * 1000)
 
@@ -253,6 +282,9 @@ class HomeServer:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.typing.run)
             await nursery.start(self.presence.run)
+            await nursery.start(self.push.run)
+            await nursery.start(self.pushers.run)
+            await nursery.start(self.search.indexer.run)
             task_status.started()
 
     async def aclose(self) -> None:

@@ -1619,6 +1619,77 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
             r0=False,
         ),
     ),
+    # push rules (changes), pushers, notifications, search (push_search.md)
+    (
+        "PUT",
+        C + "/pushrules/{scope}/{kind}/{ruleId}",
+        op(
+            "Create or update a user-defined push rule",
+            "PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}",
+            body=obj(["actions"], actions=array({}), conditions=array(OBJ), pattern=STR),
+            query={"before": string_param(), "after": string_param()},
+            errors=(404,),
+        ),
+    ),
+    (
+        "DELETE",
+        C + "/pushrules/{scope}/{kind}/{ruleId}",
+        op(
+            "Delete a user-defined push rule",
+            "DELETE /_matrix/client/v3/pushrules/global/{kind}/{ruleId}",
+            errors=(404,),
+        ),
+    ),
+    (
+        "PUT",
+        C + "/pushrules/{scope}/{kind}/{ruleId}/enabled",
+        op(
+            "Enable or disable a push rule",
+            "PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/enabled",
+            body=obj(["enabled"], enabled=BOOL),
+            errors=(404,),
+        ),
+    ),
+    (
+        "PUT",
+        C + "/pushrules/{scope}/{kind}/{ruleId}/actions",
+        op(
+            "Set a push rule's actions",
+            "PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/actions",
+            body=obj(["actions"], actions=array({})),
+            errors=(404,),
+        ),
+    ),
+    (
+        "POST",
+        C + "/pushers/set",
+        op(
+            "Create, replace or delete a pusher",
+            "POST /_matrix/client/v3/pushers/set",
+            body=obj(["pushkey", "app_id", "kind"], pushkey=STR, app_id=STR, kind=STR, data=OBJ),
+        ),
+    ),
+    (
+        "GET",
+        C + "/notifications",
+        op(
+            "Notifications, newest first",
+            "GET /_matrix/client/v3/notifications",
+            query={"from": string_param(), "limit": {"type": "integer"}, "only": string_param()},
+            ok=obj(["notifications"], notifications=array(OBJ), next_token=STR),
+        ),
+    ),
+    (
+        "POST",
+        C + "/search",
+        op(
+            "Search room events",
+            "POST /_matrix/client/v3/search",
+            body=obj(["search_categories"], search_categories=OBJ),
+            query={"next_batch": string_param()},
+            ok=obj(["search_categories"], search_categories=OBJ),
+        ),
+    ),
 ]
 
 
@@ -1644,6 +1715,11 @@ MAX_BODY: dict[tuple[str, str], int | str] = {
     ("POST", ROOM + "/receipt/{receiptType}/{eventId}"): 16 * 1024,
     ("POST", ROOM + "/read_markers"): 16 * 1024,
     ("PUT", C + "/presence/{userId}/status"): 8 * 1024,
+    ("PUT", C + "/pushrules/{scope}/{kind}/{ruleId}"): 16 * 1024,
+    ("PUT", C + "/pushrules/{scope}/{kind}/{ruleId}/enabled"): 16 * 1024,
+    ("PUT", C + "/pushrules/{scope}/{kind}/{ruleId}/actions"): 16 * 1024,
+    ("POST", C + "/pushers/set"): 16 * 1024,
+    ("POST", C + "/search"): 65536,
     ("PUT", ROOM + "/typing/{userId}"): 4096,
     ("POST", MEDIA_V3 + "/upload"): "media.max_upload_size",
     ("PUT", MEDIA_V3 + "/upload/{serverName}/{mediaId}"): "media.max_upload_size",

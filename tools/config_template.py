@@ -111,6 +111,35 @@ enabled = true
 idle_after_s = 300
 # Seconds without activity (no /sync, no explicit update) before "offline".
 offline_after_s = 1800
+
+[push]
+# HTTP pushers may only deliver to public addresses; these comma-separated
+# CIDRs re-open private or loopback ones (e.g. a gateway on this host).
+gateway_ip_allowlist = ""
+# Delivery attempts per notification before it is dropped, and the first
+# retry delay in seconds (doubling each time, at most 60).
+max_attempts = 5
+retry_initial_s = 1.0
+
+[websocket]
+# The WebSocket sync transport at /_plait/client/v1/ws (spec/websocket.md).
+# Seconds a new connection has to send its auth frame.
+auth_timeout_s = 10.0
+# Seconds between server pings, and how long a pong may take before the
+# connection is closed (4009).
+heartbeat_interval_s = 30.0
+heartbeat_timeout_s = 20.0
+# Seconds an expired access token may be refreshed in-band before closing (4003).
+token_grace_s = 60.0
+# Largest client frame in bytes (larger ones get an M_TOO_LARGE error frame).
+max_frame_bytes = 65536
+# Outgoing queue per connection: frames and bytes; a consumer that overflows
+# it, or a frame that takes longer than send_timeout_s to send, is closed (4008).
+queue_frames = 64
+queue_bytes = 8388608
+send_timeout_s = 30.0
+# Milliseconds one server-side /sync wait lasts before it is renewed.
+sync_timeout_ms = 30000
 """
 
 
