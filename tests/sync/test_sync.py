@@ -153,9 +153,14 @@ async def test_waiting_sync_wakes_on_new_event(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(wait)
         # Let the sync register before sending; correctness does not depend on it.
-        await trio.sleep(0.2)
+        await trio.sleep(0.5)
+        # Nothing new yet: the sync is still waiting (pitfall 8: never return at once).
+        assert result == {}
         await send_ok(client, alice["access_token"], room_id, "wake up")
-    assert bodies(room_of(result, room_id)["timeline"]["events"]) == ["wake up"]
+    room = room_of(result, room_id)
+    assert bodies(room["timeline"]["events"]) == ["wake up"]
+    # Counts are recomputed for the woken sync (pitfall 7).
+    assert room["unread_notifications"]["notification_count"] == 1
 
 
 async def test_sync_times_out_empty(
