@@ -10,6 +10,7 @@ the catch-all here.
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 from pathlib import Path
 
@@ -94,6 +95,19 @@ def _page(body: bytes, cache: str, ctype: str, status: int = 200) -> Response:
     return Response(status=status, headers=headers, body=body)
 
 
+def _validated(request: Request, response: Response) -> Response:
+    """Add an ETag; answer 304 when the client already has these bytes.
+
+    ``no-cache`` means "revalidate", so a reload of index.html costs a 304.
+    """
+    etag = '"' + hashlib.sha256(response.body).hexdigest()[:32] + '"'
+    response.headers.append(("ETag", etag))
+    wanted = request.headers.get("if-none-match", "")
+    if etag in (t.strip() for t in wanted.split(",")) or wanted.strip() == "*":
+        return Response(status=304, headers=response.headers)
+    return response
+
+
 def _not_found() -> Response:
     return _page(b"Not found\n", NO_CACHE, "text/plain; charset=utf-8", 404)
 
@@ -109,7 +123,7 @@ def add_routes(router: Router, hs: HomeServer | None, *, dist: Path | None = Non
         body = await trio.to_thread.run_sync(load_index)
         if body is None:
             return _page(NOT_BUILT, NO_CACHE, _TYPES[".html"])
-        return _page(body, NO_CACHE, _TYPES[".html"])
+        return _validated(request, _page(body, NO_CACHE, _TYPES[".html"]))
 
     def load(relative: str) -> tuple[Path, bytes] | None:
         found = safe_file(root, relative)
@@ -127,7 +141,7 @@ def add_routes(router: Router, hs: HomeServer | None, *, dist: Path | None = Non
         if found is not None:
             file, body = found
             cache = IMMUTABLE if segments[0] == "assets" else NO_CACHE
-            return _page(body, cache, content_type(file))
+            return _validated(request, _page(body, cache, content_type(file)))
         # A missing hashed asset is a 404, not the app: HTML is no script.
         if segments and segments[0] == "assets":
             return _not_found()

@@ -27,10 +27,12 @@ def dist(tmp_path: Path) -> Path:
     return root
 
 
-async def get(router: Router, path: str, method: str = "GET") -> Response:
+async def get(
+    router: Router, path: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> Response:
     route, params = router.resolve(method, path)
     assert route.handler is not None
-    request = Request(method=method, path=path, query={}, headers={}, path_params=params)
+    request = Request(method=method, path=path, query={}, headers=headers or {}, path_params=params)
     return await route.handler(request)
 
 
@@ -82,6 +84,18 @@ async def test_other_files_are_served_uncached(dist: Path) -> None:
     assert (response.status, response.body) == (200, b"<svg/>")
     assert header(response, "Content-Type") == "image/svg+xml"
     assert header(response, "Cache-Control") == "no-cache"
+
+
+@pytest.mark.parametrize("path", ["/", "/assets/index-abc123.js"])
+async def test_etag_revalidation_answers_304(dist: Path, path: str) -> None:
+    router = routed(dist)
+    first = await get(router, path)
+    etag = header(first, "ETag")
+    again = await get(router, path, headers={"if-none-match": f'"other", {etag}'})
+    assert (again.status, again.body) == (304, b"")
+    assert header(again, "ETag") == etag
+    changed = await get(router, path, headers={"if-none-match": '"stale"'})
+    assert changed.status == 200 and changed.body
 
 
 async def test_missing_asset_is_404_not_the_app(dist: Path) -> None:
