@@ -69,3 +69,10 @@ chromium:
 
 web-test: web/dist/index.html chromium
 	cd web && npm run typecheck && npm test
+
+# Plait and Synapse side by side (Synapse goes into its own .bench/synapse-venv,
+# never into .venv); writes bench/REPORT.md and bench/report.json. Loopback only.
+.PHONY: bench-compare
+bench-compare: $(STAMP_RUN)
+	mkdir -p .bench
+	$(PY) -m tools.bench.compare $(BENCH_ARGS)

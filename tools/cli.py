@@ -115,11 +115,32 @@ def _cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+# `plait bench SCENARIO`: the module under tools/bench/ whose main(argv) runs it.
+BENCH_SCENARIOS = {
+    "http": "http",
+    "register": "register",
+    "delivery": "delivery",
+    "throughput": "throughput",
+    "fanout": "fanout",
+    "history": "history",
+    "initial-sync": "initial_sync",
+    "connections": "connections",
+    "all": "all",
+    "compare": "compare",
+}
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.scenario == "http":
         from tools.bench.http import main as bench_http_main
 
         return bench_http_main(args.rest)
+    if args.scenario in BENCH_SCENARIOS:
+        import importlib
+
+        module = importlib.import_module(f"tools.bench.{BENCH_SCENARIOS[args.scenario]}")
+        result: int = module.main(args.rest)
+        return result
     print(f"plait bench: unknown scenario {args.scenario!r}", file=sys.stderr)
     return 2
 
@@ -154,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=_cmd_db_upgrade)
 
     bench = sub.add_parser("bench", help="benchmarks and load tests (loopback only)")
-    bench.add_argument("scenario", choices=["http"])
+    bench.add_argument("scenario", choices=list(BENCH_SCENARIOS))
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the scenario")
     bench.set_defaults(func=_cmd_bench)
     return parser

@@ -252,3 +252,60 @@ def run_main(
             json.dump(result, out, indent=2)
             out.write("\n")
     return 0
+
+
+async def bench_get(
+    base_url: str,
+    *,
+    connections: int = 20,
+    duration: float = 3.0,
+    path: str = "/_matrix/client/versions",
+    max_requests: int = 1_000_000,
+) -> dict[str, Any]:
+    """``GET path`` over ``connections`` keep-alive httpx connections for ``duration`` seconds.
+
+    The same shape as ``tools.bench.http.bench_http``, but through httpx, which
+    reads any framing (Synapse answers chunked; the raw generator wants
+    Content-Length). Slower per request on the client side, so compare servers
+    with the same client.
+    """
+    check_range("connections", connections, 1, 2000)
+    check_range("duration", duration, 0.1, 300.0)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors: dict[str, int] = {}
+    budget = [max_requests]
+    async with Client(base_url, connections=connections, timeout=30.0) as client:
+
+        async def worker() -> None:
+            while budget[0] > 0:
+                budget[0] -= 1
+                started = trio.current_time()
+                try:
+                    response = await client.http.get(path)
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    continue
+                latencies.append(trio.current_time() - started)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+        started = trio.current_time()
+        with trio.move_on_after(duration):
+            async with trio.open_nursery() as nursery:
+                for _ in range(connections):
+                    nursery.start_soon(worker)
+        elapsed = trio.current_time() - started
+    ok = sum(n for status, n in statuses.items() if 200 <= status < 300)
+    summary = summary_ms(latencies)
+    return {
+        "target": f"{base_url}{path}",
+        "client": "httpx",
+        "connections": connections,
+        "duration_s": round(elapsed, 3),
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 1) if elapsed > 0 else 0.0,
+        "latency_ms": {k: summary[k] for k in ("p50", "p95", "p99", "max")},
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "errors": sum(errors.values()) + len(latencies) - ok,
+        "error_kinds": errors,
+    }

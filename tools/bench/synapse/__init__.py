@@ -1,0 +1,1 @@
+"""Synapse as the comparison point of ``make bench-compare``: its config and a launcher."""
