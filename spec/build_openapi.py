@@ -339,6 +339,7 @@ def op(
     aliases: tuple[str, ...] | None = None,
     note: str = "",
     raw_ok_type: str = "application/octet-stream",
+    websocket: bool = False,
 ) -> dict[str, Any]:
     """One operation. ``aliases``: the other prefixes (``r0``, ``unstable``) that serve
     the same v3 route; ``r0=False`` is shorthand for none."""
@@ -391,6 +392,11 @@ def op(
             }
             continue
         responses[str(code)] = {"$ref": f"#/components/responses/E{code}"}
+    if websocket:
+        responses = {
+            "101": {"description": "Switching Protocols: the WebSocket session starts"},
+            "400": {"$ref": "#/components/responses/E400"},
+        }
     out["responses"] = responses
     out["x-aliases"] = list(aliases if aliases is not None else (("r0",) if r0 else ()))
     return out
@@ -1477,6 +1483,18 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
         )
         for method in ("POST", "PUT", "DELETE", "PATCH")
     ],
+    # Plait's WebSocket sync transport (not Matrix)
+    (
+        "GET",
+        "/_plait/client/v1/ws",
+        op(
+            "Sync over a WebSocket (Plait extension; authenticates in its first frame)",
+            "not Matrix: Plait's WebSocket transport for /sync (spec/websocket.md)",
+            auth=False,
+            r0=False,
+            websocket=True,
+        ),
+    ),
     # media
     (
         "POST",
@@ -1721,6 +1739,7 @@ MAX_BODY: dict[tuple[str, str], int | str] = {
     ("POST", C + "/pushers/set"): 16 * 1024,
     ("POST", C + "/search"): 65536,
     ("PUT", ROOM + "/typing/{userId}"): 4096,
+    ("GET", "/_plait/client/v1/ws"): 0,
     ("POST", MEDIA_V3 + "/upload"): "media.max_upload_size",
     ("PUT", MEDIA_V3 + "/upload/{serverName}/{mediaId}"): "media.max_upload_size",
 }
