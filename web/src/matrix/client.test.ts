@@ -161,6 +161,17 @@ describe("tokens", () => {
     expect(http.session).toBeNull();
   });
 
+  it("goes back to login once when a fresh token is refused too", async () => {
+    const { http, h } = makeClient((url) =>
+      url.pathname.endsWith("/refresh")
+        ? json(200, { access_token: "a2", refresh_token: "r2" })
+        : json(401, { errcode: "M_UNKNOWN_TOKEN", soft_logout: true }),
+    );
+    await Promise.allSettled([http.request("GET", "/x"), http.request("GET", "/y")]);
+    expect(h.loggedOut).toBe(1);
+    expect(http.session).toBeNull();
+  });
+
   it("goes back to login when the refresh token is refused", async () => {
     const { http, h } = makeClient((url) =>
       url.pathname.endsWith("/refresh")

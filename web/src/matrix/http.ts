@@ -82,15 +82,13 @@ export class Http {
       try {
         return await this.once<T>(method, path, opts, auth ? token : undefined);
       } catch (e) {
-        if (
-          auth &&
-          attempt === 0 &&
-          e instanceof MatrixError &&
-          e.errcode === "M_UNKNOWN_TOKEN"
-        ) {
-          if (e.body["soft_logout"] === true && (await this.refresh(token))) continue;
-          this.session = null;
-          this.onLoggedOut();
+        if (auth && e instanceof MatrixError && (e.errcode === "M_UNKNOWN_TOKEN" || e.errcode === "M_MISSING_TOKEN")) {
+          const soft = e.body["soft_logout"] === true;
+          if (attempt === 0 && soft && (await this.refresh(token))) continue;
+          if (this.session) {
+            this.session = null;
+            this.onLoggedOut();
+          }
         }
         throw e;
       }
