@@ -176,6 +176,9 @@ class ClientEvents:
             unsigned = body["unsigned"]
             if redaction is not None:
                 unsigned["redacted_because"] = self._format(redaction, version, now)
+            if user_id is not None:
+                # v1.11: the requester's membership at the event ("leave" if none).
+                unsigned["membership"] = await self.membership_at(event, user_id) or "leave"
             if event.event_id in txn_ids:
                 unsigned["transaction_id"] = txn_ids[event.event_id]
             replaced = prev.get(event.event_id)

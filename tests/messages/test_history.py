@@ -287,3 +287,18 @@ async def test_timestamp_to_event(
     assert_error(
         await client.get(url, headers=bearer(token), params={"ts": "1"}), 400, "M_INVALID_PARAM"
     )
+
+
+async def test_unsigned_membership(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await register_user(client, "alice")
+    bob = await register_user(client, "bob")
+    room_id = await make_room(server.hs, ALICE, history_visibility="shared")
+    await send_ok(client, alice["access_token"], room_id, "before")
+    await join(server.hs, room_id, BOB)
+    await send_ok(client, alice["access_token"], room_id, "after")
+    chunk = (await messages(client, bob["access_token"], room_id, dir="b")).json()["chunk"]
+    by_body = {e["content"].get("body"): e for e in chunk if e["type"] == "m.room.message"}
+    assert by_body["after"]["unsigned"]["membership"] == "join"
+    assert by_body["before"]["unsigned"]["membership"] == "leave"
