@@ -14,6 +14,7 @@ from client_api import account_data, directory, membership, rooms
 from client_api import keys, room_keys, to_device
 from client_api import push, search
 from client_api import web
+from client_api import websocket as websocket_transport
 from homeserver.accounts.auth import Requester, require_user
 from homeserver.homeserver import HomeServer
 from homeserver.http.router import Router
@@ -35,5 +36,6 @@ def build_router(hs: HomeServer) -> Router:
         module.add_routes(router, hs)
     for module in (push, search):
         module.add_routes(router, hs)
+    websocket_transport.add_routes(router, hs)
     web.add_routes(router, hs)  # last: the web client at / and its catch-all
     return router
