@@ -104,6 +104,13 @@ describe("rooms from /sync", () => {
     expect(room.isDirect).toBe(true);
   });
 
+  it("a joined invite takes its history token from its first joined sync", () => {
+    const invited = applyInvitedRoom(undefined, "!r:s", { invite_state: { events: [] } }, ME);
+    const joined = applyJoinedRoom(invited, "!r:s", { timeline: { events: [ev()], prev_batch: "p0" } }, ME, false);
+    expect(joined.membership).toBe("join");
+    expect(joined.prevBatch).toBe("p0");
+  });
+
   it("prepends history oldest first and stops at the start", () => {
     const room = applyJoinedRoom(undefined, "!r:s", { timeline: { events: [ev({ event_id: "$3" })], prev_batch: "p" } }, ME, true);
     const more = prependHistory(room, [ev({ event_id: "$2" }), ev({ event_id: "$1" }), ev({ event_id: "$3" })], "q");

@@ -66,6 +66,8 @@ export function applyJoinedRoom(
   me: string,
   viewing: boolean,
 ): Room {
+  // A room seen only as an invite so far starts its timeline here.
+  const fresh = !prev || prev.membership !== "join";
   let room: Room = prev ?? emptyRoom(roomId);
   room = { ...room, membership: "join", inviter: undefined };
   for (const ev of data.state?.events ?? []) room = applyStateEvent(room, ev);
@@ -75,13 +77,13 @@ export function applyJoinedRoom(
   if (events.length || limited) {
     room = { ...room, timeline: mergeTimeline(room.timeline, events, limited) };
   }
-  if (!prev || limited) {
+  if (fresh || limited) {
     room = { ...room, prevBatch: data.timeline?.prev_batch, moreHistory: data.timeline?.prev_batch !== undefined };
   }
   if (data.summary?.["m.heroes"]) room = { ...room, heroes: data.summary["m.heroes"] };
   const last = events[events.length - 1];
   if (last) room = { ...room, lastActivity: Math.max(room.lastActivity, last.origin_server_ts) };
-  if (!prev && data.unread_notifications?.notification_count !== undefined) {
+  if (fresh && data.unread_notifications?.notification_count !== undefined) {
     room = { ...room, unread: data.unread_notifications.notification_count };
   } else if (prev && !viewing) {
     const fresh = events.filter((e) => isMessageLike(e) && e.sender !== me).length;
