@@ -194,6 +194,10 @@ try {
   await bobs.hover();
   await bobs.getByTitle("React 👍").click();
   await a.locator(".msg", { hasText: "hi alice" }).locator(".reaction", { hasText: "1" }).waitFor();
+  await a.locator(".msg", { hasText: "hi alice" }).locator(".reaction").click(); // alice adds hers: 2
+  await b.locator(".msg", { hasText: "hi alice" }).locator(".reaction", { hasText: "2" }).waitFor();
+  await b.locator(".msg", { hasText: "hi alice" }).locator(".reaction.mine").click(); // bob takes his back
+  await a.locator(".msg", { hasText: "hi alice" }).locator(".reaction.mine", { hasText: "1" }).waitFor();
   const three = a.locator(".msg", { hasText: `away three ${suffix}` }).first();
   await three.hover();
   a.once("dialog", (d) => void d.accept());
