@@ -98,3 +98,11 @@ def test_report_markdown_has_machine_versions_settings_and_tables() -> None:
         "- a note",
     ):
         assert needle in text
+
+
+def test_failures_are_named_by_their_first_leaf() -> None:
+    from tools.bench.all import describe
+
+    group = ExceptionGroup("nursery", [KeyError("rooms"), KeyError("rooms")])
+    assert describe(group) == "KeyError: 'rooms' (and 1 more)"
+    assert describe(RuntimeError("boom")) == "RuntimeError: boom"

@@ -90,6 +90,18 @@ def _runner(name: str, http_client: str = "raw") -> Callable[..., Awaitable[dict
     return run
 
 
+def describe(exc: BaseException) -> str:
+    """One line for a failure; an exception group is named by its first leaf."""
+    count = 1
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        count = max(count, len(exc.exceptions))
+        exc = exc.exceptions[0]
+    text = f"{type(exc).__name__}: {exc!r}" if not str(exc) else f"{type(exc).__name__}: {exc}"
+    if count > 1:
+        text += f" (and {count - 1} more)"
+    return text[:300]
+
+
 def plan(
     *, quick: bool, only: Sequence[str] | None = None, pid: int | None = None
 ) -> list[tuple[str, dict[str, Any]]]:
@@ -141,7 +153,7 @@ async def run_all(
                 results[name] = await runner(base_url, **kwargs)
             status = "ok"
         except Exception as exc:  # one scenario failing must not lose the others
-            results[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            results[name] = {"error": describe(exc)}
             status = f"FAILED {results[name]['error'][:80]}"
         results[name]["elapsed_s"] = round(time.monotonic() - started, 2)
         say(f"{prefix} {results[name]['elapsed_s']:7.1f} s  {status}")
