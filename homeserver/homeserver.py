@@ -222,6 +222,7 @@ class HomeServer:
             database, self.event_store, self.messages.client_events, self._events_head
         )
         self.events.add_new_event_hook(self.search.indexer.on_new_event)
+        self.sync.sources.push = self.push
 
         # WebSocket sync sessions (client_api/ws.py) report their queues here.
         self.websockets = WebSocketHub()

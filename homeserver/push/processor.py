@@ -3,7 +3,8 @@
 A :class:`StreamFollower`: it evaluates (``evaluator.evaluate``) each event for
 each local member joined to the room (never the sender) and stores the
 notifying results in ``event_push_actions``. Counts are "actions after the
-user's read receipt", so a receipt clears them with no write here.
+user's read receipt or their own latest event", so a receipt (or a reply)
+clears them with no write here.
 
 Known simplification: the room context (member count, display names, power
 levels) is the room's current state when the follower reaches the event, not
@@ -24,6 +25,7 @@ from homeserver.push.rules import PushRuleService
 from homeserver.storage import push as store
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore, StoredEvent
+from homeserver.storage.timeline import last_event_of_sender
 
 MAX_NOTIFICATIONS_PAGE = 100
 
@@ -130,9 +132,15 @@ class PushProcessor(StreamFollower):
         """
         if upto is not None:
             await self.wait_for(upto)
-        return await self.database.read(
-            lambda conn: store.count_unread(conn, user_id, room_id, read_up_to)
-        )
+        bound = upto if upto is not None else self._head()
+
+        def read(conn: Connection) -> tuple[int, int]:
+            # The user's own latest message marks the room read too: they have
+            # evidently seen it (the sync service's rule before push counts).
+            own = last_event_of_sender(conn, room_id, user_id, bound)
+            return store.count_unread(conn, user_id, room_id, max(read_up_to, own))
+
+        return await self.database.read(read)
 
     async def notifications(
         self, user_id: str, before: int | None, limit: int, only_highlight: bool

@@ -312,7 +312,7 @@ class SyncService:
             )
             nursery.start_soon(_into, parts, "counts", self._counts, user_id, room_id, upto)
         timeline: Timeline = parts["timeline"]
-        summary, heroes, unread = parts["counts"]
+        summary, heroes, unread, highlights = parts["counts"]
         state = await self.rooms.state_section(
             user_id,
             room_id,
@@ -348,7 +348,10 @@ class SyncService:
                 ]
             },
             "summary": summary,
-            "unread_notifications": {"notification_count": unread, "highlight_count": 0},
+            "unread_notifications": {
+                "notification_count": unread,
+                "highlight_count": highlights,
+            },
         }
 
     async def _serialize(
@@ -368,14 +371,24 @@ class SyncService:
 
     async def _counts(
         self, user_id: str, room_id: str, upto: StreamToken
-    ) -> tuple[dict[str, Any], list[str], int]:
-        """Summary, heroes and unread count (after the user's read receipt, if any)."""
+    ) -> tuple[dict[str, Any], list[str], int, int]:
+        """Summary, heroes, unread and highlight counts (after the user's read receipt, if any).
+
+        With a push source, the counts are those of the user's push rules;
+        without one, every message after the receipt counts and none highlights.
+        """
         read_up_to = 0
         receipts = self.sources.receipts
         if receipts is not None:
             found = await receipts.latest_read_position(user_id, room_id)
             read_up_to = found[1] if found is not None else 0
-        return await self.rooms.summary_and_unread(user_id, room_id, read_up_to, upto.events)
+        summary, heroes, unread = await self.rooms.summary_and_unread(
+            user_id, room_id, read_up_to, upto.events
+        )
+        if self.sources.push is None:
+            return summary, heroes, unread, 0
+        counts = await self.sources.push.counts(user_id, room_id, read_up_to, upto.events)
+        return summary, heroes, counts[0], counts[1]
 
     async def _ignored(self, user_id: str) -> frozenset[str]:
         source = self.sources.account_data

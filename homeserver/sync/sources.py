@@ -70,6 +70,14 @@ class E2ESource(Protocol):
     async def unused_fallback_types(self, user_id: str, device_id: str) -> list[str]: ...
 
 
+class PushCountSource(Protocol):
+    """Notification counts from push rules (``homeserver/push/processor.py``)."""
+
+    async def counts(
+        self, user_id: str, room_id: str, read_up_to: int, upto: int | None = None
+    ) -> tuple[int, int]: ...
+
+
 @attrs.define
 class SyncSources:
     typing: TypingSource | None = None
@@ -77,3 +85,4 @@ class SyncSources:
     presence: PresenceSource | None = None
     account_data: AccountDataSource | None = None
     e2e: E2ESource | None = None
+    push: PushCountSource | None = None

@@ -1,0 +1,142 @@
+"""Notification counts in /sync and GET /notifications, over HTTP on both databases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from plait_fixtures import RegisterUser, RunningServer
+from push_helpers import V3, assert_error, auth, create_room, join, send, sync
+
+
+def counts(body: dict[str, Any], room_id: str) -> dict[str, int]:
+    room: dict[str, Any] = body["rooms"]["join"][room_id]
+    result: dict[str, int] = room["unread_notifications"]
+    return result
+
+
+async def receipt(
+    client: httpx.AsyncClient,
+    user: dict[str, Any],
+    room_id: str,
+    event_id: str,
+    receipt_type: str = "m.read",
+) -> None:
+    response = await client.post(
+        f"{V3}/rooms/{room_id}/receipt/{receipt_type}/{event_id}", headers=auth(user), json={}
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_counts_highlights_and_receipts(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await register_user(client, "alice")
+    bob = await register_user(client, "bob")
+    carol = await register_user(client, "carol")
+    room_id = await create_room(client, alice, preset="public_chat")
+    await join(client, bob, room_id)
+    await join(client, carol, room_id)
+    await send(client, alice, room_id, "hello everyone")
+    await send(client, alice, room_id, "ping", **{"m.mentions": {"user_ids": [bob["user_id"]]}})
+    await send(client, alice, room_id, "hey bob, look")  # legacy: contains bob's name
+    await send(client, alice, room_id, "a notice", msgtype="m.notice")
+    last = await send(client, alice, room_id, "all", **{"m.mentions": {"room": True}})
+    # Alice is the room's creator (power 100): her room mention highlights.
+    assert counts(await sync(client, bob), room_id) == {
+        "notification_count": 4,
+        "highlight_count": 3,
+    }
+    assert counts(await sync(client, carol), room_id) == {
+        "notification_count": 4,
+        "highlight_count": 1,
+    }
+    # The sender's own messages never count.
+    assert counts(await sync(client, alice), room_id) == {
+        "notification_count": 0,
+        "highlight_count": 0,
+    }
+    # A read receipt clears counts up to it; a private one counts too.
+    await receipt(client, bob, room_id, last)
+    assert counts(await sync(client, bob), room_id) == {
+        "notification_count": 0,
+        "highlight_count": 0,
+    }
+    after = await send(client, alice, room_id, "one more")
+    assert counts(await sync(client, bob), room_id)["notification_count"] == 1
+    await receipt(client, bob, room_id, after, "m.read.private")
+    assert counts(await sync(client, bob), room_id)["notification_count"] == 0
+    # Bob silences the room with a room rule; Carol keeps counting.
+    r = await client.put(
+        f"{V3}/pushrules/global/room/{room_id}", headers=auth(bob), json={"actions": []}
+    )
+    assert r.status_code == 200
+    await send(client, alice, room_id, "quiet")
+    assert counts(await sync(client, bob), room_id)["notification_count"] == 0
+    assert counts(await sync(client, carol), room_id)["notification_count"] == 6
+    # Replying marks the room read for the replier.
+    await send(client, carol, room_id, "I am here")
+    assert counts(await sync(client, carol), room_id)["notification_count"] == 0
+
+
+async def test_display_name_highlight_and_notifications_endpoint(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await register_user(client, "alice")
+    bob = await register_user(client, "bob")
+    r = await client.put(
+        f"{V3}/profile/{bob['user_id']}/displayname",
+        headers=auth(bob),
+        json={"displayname": "Captain Robert"},
+    )
+    assert r.status_code == 200
+    room_id = await create_room(client, alice, preset="public_chat")
+    await join(client, bob, room_id)
+    first = await send(client, alice, room_id, "morning")
+    named = await send(client, alice, room_id, "captain robert, are you there?")
+    third = await send(client, alice, room_id, "bye")
+    assert counts(await sync(client, bob), room_id) == {
+        "notification_count": 3,
+        "highlight_count": 1,
+    }
+    await receipt(client, bob, room_id, first)
+    page = await client.get(f"{V3}/notifications", headers=auth(bob), params={"limit": "2"})
+    assert page.status_code == 200, page.text
+    body = page.json()
+    assert [n["event"]["event_id"] for n in body["notifications"]] == [third, named]
+    assert [n["read"] for n in body["notifications"]] == [False, False]
+    assert all(n["room_id"] == room_id and isinstance(n["ts"], int) for n in body["notifications"])
+    assert {"set_tweak": "highlight"} in body["notifications"][1]["actions"]
+    rest = await client.get(
+        f"{V3}/notifications", headers=auth(bob), params={"from": body["next_token"]}
+    )
+    rest_body = rest.json()
+    assert [n["event"]["event_id"] for n in rest_body["notifications"]] == [first]
+    assert rest_body["notifications"][0]["read"] is True
+    assert "next_token" not in rest_body
+    only = await client.get(f"{V3}/notifications", headers=auth(bob), params={"only": "highlight"})
+    assert [n["event"]["event_id"] for n in only.json()["notifications"]] == [named]
+    # Nothing for Alice (she sent everything).
+    mine = await client.get(f"{V3}/notifications", headers=auth(alice))
+    assert mine.json() == {"notifications": []}
+    for params in ({"from": "abc"}, {"limit": "-1"}, {"only": "everything"}):
+        assert_error(
+            await client.get(f"{V3}/notifications", headers=auth(bob), params=params),
+            400,
+            "M_INVALID_PARAM",
+        )
+    assert_error(await client.get(f"{V3}/notifications"), 401, "M_MISSING_TOKEN")
+
+
+async def test_invite_notifies_invitee(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await register_user(client, "alice")
+    bob = await register_user(client, "bob")
+    room_id = await create_room(client, alice, invite=[bob["user_id"]])
+    await server.hs.push.wait_for(server.hs.notifier.current_token().events)
+    page = await client.get(f"{V3}/notifications", headers=auth(bob))
+    events = [n["event"] for n in page.json()["notifications"]]
+    assert [(e["type"], e["state_key"], e["room_id"]) for e in events] == [
+        ("m.room.member", bob["user_id"], room_id)
+    ]
