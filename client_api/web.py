@@ -10,6 +10,7 @@ the catch-all here.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import mimetypes
 from pathlib import Path
@@ -103,9 +104,22 @@ def _validated(request: Request, response: Response) -> Response:
     etag = '"' + hashlib.sha256(response.body).hexdigest()[:32] + '"'
     response.headers.append(("ETag", etag))
     wanted = request.headers.get("if-none-match", "")
-    if etag in (t.strip() for t in wanted.split(",")) or wanted.strip() == "*":
+    # Weak comparison (RFC 9110 13.1.2): the gzip variant carries W/ tags.
+    tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
+    if etag in tags or wanted.strip() == "*":
         return Response(status=304, headers=response.headers)
     return response
+
+
+_COMPRESSIBLE = ("text/", "application/json", "application/manifest+json", "image/svg+xml")
+
+
+def _accepts_gzip(request: Request) -> bool:
+    for part in request.headers.get("accept-encoding", "").split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip().lower() == "gzip":
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
 
 
 def _not_found() -> Response:
@@ -125,9 +139,24 @@ def add_routes(router: Router, hs: HomeServer | None, *, dist: Path | None = Non
             return _page(NOT_BUILT, NO_CACHE, _TYPES[".html"])
         return _validated(request, _page(body, NO_CACHE, _TYPES[".html"]))
 
-    def load(relative: str) -> tuple[Path, bytes] | None:
+    # (path, mtime, size) -> gzip of the file: the bundle is compressed once.
+    gzipped: dict[tuple[Path, int, int], bytes] = {}
+
+    def load(relative: str, want_gzip: bool) -> tuple[Path, bytes, bytes | None] | None:
         found = safe_file(root, relative)
-        return None if found is None else (found, found.read_bytes())
+        if found is None:
+            return None
+        body = found.read_bytes()
+        if not want_gzip or len(body) < 1024 or not content_type(found).startswith(_COMPRESSIBLE):
+            return found, body, None
+        stat = found.stat()
+        key = (found, stat.st_mtime_ns, stat.st_size)
+        packed = gzipped.get(key)
+        if packed is None:
+            if len(gzipped) > 256:
+                gzipped.clear()
+            packed = gzipped[key] = gzip.compress(body, mtime=0)
+        return found, body, packed
 
     async def file_or_app(request: Request) -> Response:
         path = "/" + request.path_params.get("path", "")
@@ -137,11 +166,19 @@ def add_routes(router: Router, hs: HomeServer | None, *, dist: Path | None = Non
         segments = [s for s in relative.split("/") if s]
         if any(s in (".", "..") for s in segments) or "\\" in relative or "\x00" in relative:
             return _not_found()
-        found = await trio.to_thread.run_sync(load, relative)
+        found = await trio.to_thread.run_sync(load, relative, _accepts_gzip(request))
         if found is not None:
-            file, body = found
+            file, body, packed = found
             cache = IMMUTABLE if segments[0] == "assets" else NO_CACHE
-            return _validated(request, _page(body, cache, content_type(file)))
+            response = _validated(request, _page(body, cache, content_type(file)))
+            if packed is not None and response.status == 200:
+                response.body = packed
+                response.headers = [
+                    (k, "W/" + v if k == "ETag" else v) for k, v in response.headers
+                ] + [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]
+            elif packed is not None:
+                response.headers.append(("Vary", "Accept-Encoding"))
+            return response
         # A missing hashed asset is a 404, not the app: HTML is no script.
         if segments and segments[0] == "assets":
             return _not_found()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import httpx
@@ -96,6 +97,28 @@ async def test_etag_revalidation_answers_304(dist: Path, path: str) -> None:
     assert header(again, "ETag") == etag
     changed = await get(router, path, headers={"if-none-match": '"stale"'})
     assert changed.status == 200 and changed.body
+
+
+async def test_text_assets_are_gzipped_when_asked(dist: Path) -> None:
+    script = b"console.log('plait');\n" * 200
+    (dist / "assets" / "big-1.js").write_bytes(script)
+    router = routed(dist)
+    packed = await get(router, "/assets/big-1.js", headers={"accept-encoding": "br, gzip"})
+    assert header(packed, "Content-Encoding") == "gzip"
+    assert header(packed, "Vary") == "Accept-Encoding"
+    assert gzip.decompress(packed.body) == script
+    plain = await get(router, "/assets/big-1.js")
+    assert plain.body == script
+    assert not [v for k, v in plain.headers if k == "Content-Encoding"]
+    refused = await get(router, "/assets/big-1.js", headers={"accept-encoding": "gzip;q=0"})
+    assert refused.body == script
+    # The gzip variant's tag is weak, and revalidates.
+    tag = header(packed, "ETag")
+    assert tag.startswith('W/"')
+    again = await get(
+        router, "/assets/big-1.js", headers={"accept-encoding": "gzip", "if-none-match": tag}
+    )
+    assert again.status == 304
 
 
 async def test_missing_asset_is_404_not_the_app(dist: Path) -> None:
