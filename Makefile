@@ -46,7 +46,7 @@ clean:
 # Vite build into web/dist, redone only when its sources change. `make run`
 # still starts the server without Node (the server then says the client is
 # not built); `make test` needs it.
-WEB_SRC := $(shell find web/src web/tests -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
+WEB_SRC := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
 WEB_DEPS := web/node_modules/.package-lock.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -59,8 +59,10 @@ web/dist/index.html: $(WEB_DEPS) $(WEB_SRC)
 	touch $@
 
 web:
-	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory web/dist/index.html; \
-	else echo "npm not found: skipping the web client build (install Node 20+ to get it)"; fi
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "npm not found: skipping the web client build (install Node 20+ to get it)"; \
+	elif ! $(MAKE) --no-print-directory web/dist/index.html; then \
+		echo "*** the web client did not build; the server starts without it"; fi
 
 # Browser tests drive Debian's chromium (never a downloaded browser build).
 chromium:
