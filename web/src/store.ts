@@ -171,6 +171,16 @@ export const useStore = create<AppState>((set, get) => {
       onSent: (txnId, eventId) => {
         queued.delete(txnId);
         patchItem(txnId, (t) => (t.status === "sending" ? { ...t, id: eventId, status: "sent", event: { ...t.event, event_id: eventId } } : t));
+        // The server event may have come down /sync first: then the echo goes.
+        set((s) => {
+          const rooms = { ...s.rooms };
+          for (const [id, room] of Object.entries(rooms)) {
+            if (room.timeline.some((t) => t.id === eventId && t.status === undefined)) {
+              rooms[id] = { ...room, timeline: room.timeline.filter((t) => !(t.txnId === txnId && t.status !== undefined)) };
+            }
+          }
+          return { rooms };
+        });
       },
       onSendFailed: (txnId, err) => {
         patchItem(txnId, (t) => ({ ...t, status: "failed" }));
