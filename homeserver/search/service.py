@@ -169,6 +169,9 @@ class SearchService:
         context = criteria.get("event_context")
         if context is not None and not isinstance(context, dict):
             raise bad_json("'event_context' must be an object")
+        if context is not None:  # refuse bad limits even when nothing is found
+            _int(context, "before_limit", 5, 0, MAX_CONTEXT)
+            _int(context, "after_limit", 5, 0, MAX_CONTEXT)
         group_by = self._group_by(criteria)
         offset = 0
         if next_batch is not None:

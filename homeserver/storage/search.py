@@ -5,9 +5,10 @@ space between terms, so both databases only match whole terms:
 
 * SQLite: ``search_fts`` (FTS5, rowid = stream ordering) holds the terms;
   a query is an AND of quoted terms, ranked by ``bm25``.
-* PostgreSQL: ``search_entries.vector`` is ``array_to_tsvector(terms)`` (no
-  parser, so a CJK bigram stays one lexeme whatever the database locale); a
-  query is ``'t1' & 't2'`` cast to ``tsquery``, ranked by ``ts_rank``.
+* PostgreSQL: ``search_entries.vector`` is the terms with their positions
+  cast to ``tsvector`` (no parser, so a CJK bigram stays one lexeme whatever
+  the database locale); a query is ``'t1' & 't2'`` cast to ``tsquery``,
+  ranked by ``ts_rank`` normalized by document length.
 
 A search names the rooms it may read; rooms the user left come with the
 stream position of their leave as an upper bound, so pagination counts
@@ -92,13 +93,26 @@ def insert_entries(conn: Connection, entries: Sequence[Entry]) -> None:
             "INSERT INTO search_entries (stream_ordering, event_id, room_id, sender, type,"
             " origin_server_ts, terms, vector) VALUES (:stream_ordering, :event_id, :room_id,"
             " :sender, :type, :origin_server_ts, :terms,"
-            " array_to_tsvector(CAST(:term_array AS text[])))"
+            " CAST(:vector AS tsvector))"
         ),
-        [
-            {**r, "term_array": list(dict.fromkeys(e.terms))}
-            for r, e in zip(rows, entries, strict=True)
-        ],
+        [{**r, "vector": tsvector_literal(e.terms)} for r, e in zip(rows, entries, strict=True)],
     )
+
+
+def tsvector_literal(terms: Sequence[str]) -> str:
+    """``'pasta':1,3 'dinner':2``: the terms and their positions, read by tsvector's input
+    function without any parser (ranking sees term frequency; nothing is re-split)."""
+    positions: dict[str, list[int]] = {}
+    for i, term in enumerate(terms[:16383], start=1):
+        positions.setdefault(term, []).append(i)
+    return " ".join(
+        "'" + _quote(term) + "':" + ",".join(map(str, found[:256]))
+        for term, found in positions.items()
+    )
+
+
+def _quote(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("'", "''")
 
 
 def delete_entry(conn: Connection, event_id: str) -> bool:
@@ -156,12 +170,10 @@ def search(conn: Connection, query: Query, limit: int, offset: int) -> tuple[lis
             .where(sa.text("search_fts MATCH :expression").bindparams(expression=expression))
         )
     else:
-        tsquery = " & ".join(
-            "'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in query.terms
-        )
+        tsquery = " & ".join("'" + _quote(t) + "'" for t in query.terms)
         q = sa.text("CAST(:tsquery AS tsquery)").bindparams(tsquery=tsquery)
         vector: Any = sa.literal_column("search_entries.vector")
-        rank = sa.func.ts_rank(vector, q)
+        rank = sa.func.ts_rank(vector, q, 1)
         base = sa.select(e.c.event_id, e.c.room_id, e.c.stream_ordering, rank.label("rank")).where(
             vector.op("@@")(q)
         )

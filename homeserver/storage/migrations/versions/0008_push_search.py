@@ -7,8 +7,8 @@ Search keeps one row per indexed event in ``search_entries`` with its terms
 (tokenized by ``homeserver/search/tokenize.py``, so every language indexes the
 same way on both databases). SQLite indexes the terms with FTS5 (virtual table
 ``search_fts``, rowid = stream ordering); PostgreSQL keeps a ``tsvector``
-built from the term array (no parser in between: CJK bigrams stay intact)
-under a GIN index.
+built from the terms (no parser in between: CJK bigrams stay intact) under a
+GIN index.
 """
 
 import sqlalchemy as sa
