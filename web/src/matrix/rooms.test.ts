@@ -68,6 +68,14 @@ describe("rooms from /sync", () => {
     expect(room.prevBatch).toBe("p1");
   });
 
+  it("takes the server's unread count whenever it gives one (reads on other devices)", () => {
+    let room = applyJoinedRoom(undefined, "!r:s", { timeline: { events: [ev(), ev()] }, unread_notifications: { notification_count: 2 } }, ME, false);
+    room = applyJoinedRoom(room, "!r:s", { ephemeral: { events: [] }, unread_notifications: { notification_count: 0 } }, ME, false);
+    expect(room.unread).toBe(0);
+    room = applyJoinedRoom(room, "!r:s", { timeline: { events: [ev()] }, unread_notifications: { notification_count: 1 } }, ME, true);
+    expect(room.unread).toBe(0);
+  });
+
   it("reads typing and receipts from ephemeral events", () => {
     const room = applyJoinedRoom(undefined, "!r:s", {
       ephemeral: {

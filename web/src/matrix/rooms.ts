@@ -83,8 +83,11 @@ export function applyJoinedRoom(
   if (data.summary?.["m.heroes"]) room = { ...room, heroes: data.summary["m.heroes"] };
   const last = events[events.length - 1];
   if (last) room = { ...room, lastActivity: Math.max(room.lastActivity, last.origin_server_ts) };
-  if (fresh && data.unread_notifications?.notification_count !== undefined) {
-    room = { ...room, unread: data.unread_notifications.notification_count };
+  // The server's count knows about receipts from our other devices; count
+  // locally only when it says nothing.
+  const serverCount = data.unread_notifications?.notification_count;
+  if (serverCount !== undefined) {
+    room = { ...room, unread: serverCount };
   } else if (prev && !viewing) {
     const fresh = events.filter((e) => isMessageLike(e) && e.sender !== me).length;
     if (fresh) room = { ...room, unread: room.unread + fresh };
