@@ -7,13 +7,31 @@ module adds the routes of one area; handlers authenticate with
 
 from __future__ import annotations
 
-from client_api import account, login, media, profile, register, versions
-from client_api import presence, receipts, starter, typing
-from client_api import filters, messages, sync
-from client_api import account_data, directory, membership, rooms
-from client_api import keys, room_keys, to_device
-from client_api import push, search
-from client_api import web
+from client_api import (
+    account,
+    account_data,
+    directory,
+    filters,
+    keys,
+    login,
+    media,
+    membership,
+    messages,
+    presence,
+    profile,
+    push,
+    receipts,
+    register,
+    room_keys,
+    rooms,
+    search,
+    starter,
+    sync,
+    to_device,
+    typing,
+    versions,
+    web,
+)
 from client_api import websocket as websocket_transport
 from homeserver.accounts.auth import Requester, require_user
 from homeserver.homeserver import HomeServer
