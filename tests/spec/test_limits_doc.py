@@ -14,7 +14,7 @@ def test_every_limit_setting_is_documented() -> None:
     config = Config()
     missing = [
         f"{section}.{field.name}"
-        for section in ("http", "auth", "rate_limits", "media", "presence", "push")
+        for section in ("http", "auth", "rate_limits", "media", "presence", "push", "websocket")
         for field in attrs.fields(type(getattr(config, section)))
         if f"{section}.{field.name}" not in text
     ]
