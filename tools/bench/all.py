@@ -21,6 +21,7 @@ import trio
 from tools.bench import connections, fanout, history, initial_sync, register
 from tools.bench.common import BenchError, add_base_url, bench_get, loopback_target
 from tools.bench.http import bench_http
+from tools.bench.rawhttp import bench_raw
 from tools.bench.report import format_table
 
 SCENARIOS = [
@@ -67,9 +68,13 @@ def _runner(name: str, http_client: str = "raw") -> Callable[..., Awaitable[dict
         async def http(base_url: str, **kw: Any) -> dict[str, Any]:
             if http_client == "httpx":
                 return await bench_get(base_url, **kw)
+            if http_client == "raw-chunked":
+                return await bench_raw(base_url, **kw)
             result = await bench_http(base_url, **kw)
-            if not result["requests"]:  # e.g. chunked answers the raw client cannot frame
-                result = await bench_get(base_url, **kw)
+            if not result[
+                "requests"
+            ]:  # e.g. chunked answers the Content-Length client cannot frame
+                result = await bench_raw(base_url, **kw)
             return result
 
         return http
@@ -132,8 +137,9 @@ async def run_all(
 ) -> dict[str, Any]:
     """Every planned scenario in turn; a failing scenario is recorded, not fatal.
 
-    ``http_client="httpx"`` makes the http scenario use httpx (any framing), so
-    that two servers are measured with the same client.
+    ``http_client`` picks the http scenario's client: "raw" (tools.bench.http,
+    Content-Length only), "raw-chunked" (tools.bench.rawhttp, either framing)
+    or "httpx"; two servers are compared with the same one.
     """
     loopback_target(base_url)
     steps = plan(quick=quick, only=only, pid=pid)

@@ -160,7 +160,7 @@ def bench_one(
                     quick=quick,
                     only=only,
                     pid=process.pid,
-                    http_client="httpx",
+                    http_client="raw-chunked",
                     progress=lambda line: say(f"   {name} {line}"),
                 )
 
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         "notes": [
             "One server runs at a time; the load generator shares the same cores.",
             "Ratios are Plait/Synapse; see the 'better' column for the direction.",
-            "The http scenario uses httpx for both servers (Synapse answers chunked).",
+            "The http scenario uses the same raw keep-alive client for both (tools/bench/rawhttp.py).",
         ],
     }
     say(f"machine: {report['machine']['cores']} cores, load {report['machine']['load_at_start']}")
