@@ -101,6 +101,7 @@ class PusherService:
         self._pending: set[str] = set()
         self._wake = trio.Event()
         self._active: set[tuple[str, str, str]] = set()
+        self._dirty: set[tuple[str, str, str]] = set()
         self.delivered = 0  # statistics: notifications the gateway accepted
 
     # -- the client API -----------------------------------------------------------------
@@ -171,10 +172,20 @@ class PusherService:
             while True:
                 users, self._pending = self._pending, set()
                 self._wake = trio.Event()
-                rows = await self.database.read(lambda conn: store.read_pushers(conn))
+                if first:
+                    rows = await self.database.read(store.read_pushers)
+                else:
+                    rows = []
+                    for user_id in sorted(users):
+                        rows += await self.database.read(
+                            partial(store.read_pushers, user_id=user_id)
+                        )
                 for row in rows:
                     key = (row.user_id, row.app_id, row.pushkey)
-                    if (first or row.user_id in users) and key not in self._active:
+                    if key in self._active:
+                        # Its task may be past its last read: it looks again.
+                        self._dirty.add(key)
+                    else:
                         self._active.add(key)
                         n.start_soon(self._deliver_all, http, key)
                 first = False
@@ -197,6 +208,9 @@ class PusherService:
                     )
                 )
                 if not actions:
+                    if key in self._dirty:
+                        self._dirty.discard(key)
+                        continue
                     return
                 for action in actions:
                     if not await self._deliver_one(http, pusher, action):
@@ -220,6 +234,7 @@ class PusherService:
                     )
         finally:
             self._active.discard(key)
+            self._dirty.discard(key)
 
     async def _deliver_one(
         self, http: httpx.AsyncClient, pusher: store.PusherRow, action: store.PushAction
