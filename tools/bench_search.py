@@ -148,9 +148,12 @@ async def run_bench(url: str, messages: int, repeat: int) -> list[tuple[str, flo
                     results = []
                     for term, extra in QUERIES:
                         latencies, count = await _measure(client, headers, term, extra, repeat)
-                        results.append(
-                            (f"{term} {extra or ''}".strip(), *_percentiles(latencies), count)
+                        p50, p99 = _percentiles(latencies)
+                        name = f"{term} {extra or ''}".strip()
+                        print(
+                            f"  {name:60} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  ({count} matches)"
                         )
+                        results.append((name, p50, p99, count))
                 nursery.cancel_scope.cancel()
         finally:
             await hs.aclose()
@@ -216,8 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def report(name: str, url: str) -> None:
         print(f"{name} ({args.messages} messages, {args.repeat} requests per query)")
-        for query, p50, p99, count in trio.run(run_bench, url, args.messages, args.repeat):
-            print(f"  {query:60} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  ({count} matches)")
+        trio.run(run_bench, url, args.messages, args.repeat)
 
     with tempfile.TemporaryDirectory() as tmp:
         report("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}")

@@ -39,6 +39,9 @@ search_entries = sa.Table(
 )
 
 
+MAX_COUNT = 10_000
+
+
 @attrs.frozen
 class Entry:
     stream_ordering: int
@@ -156,34 +159,40 @@ def _where(query: Query, entries: Any) -> list[Any]:
 
 
 def search(conn: Connection, query: Query, limit: int, offset: int) -> tuple[list[Hit], int]:
-    """One page of hits and the total count of matching rows."""
+    """One page of hits and the count of matching rows (at most ``MAX_COUNT``: the spec's
+    ``count`` is approximate, and counting every match of a common word costs a scan).
+
+    The relevance score is computed only when ordering by rank; ``recent`` pages
+    carry rank 0 (scoring every match of a common word just to sort by time is
+    the expensive part of such a query).
+    """
     if not query.terms or not query.rooms:
         return [], 0
     e = search_entries
     if _sqlite(conn):
         fts = sa.table("search_fts", sa.column("rowid"), sa.column("terms"))
         expression = " AND ".join('"' + t.replace('"', '""') + '"' for t in query.terms)
-        rank = sa.func.bm25(sa.literal_column("search_fts"))
-        base = (
-            sa.select(e.c.event_id, e.c.room_id, e.c.stream_ordering, (-rank).label("rank"))
-            .select_from(fts.join(e, e.c.stream_ordering == fts.c.rowid))
-            .where(sa.text("search_fts MATCH :expression").bindparams(expression=expression))
-        )
+        rank: Any = -sa.func.bm25(sa.literal_column("search_fts"))
+        source: Any = fts.join(e, e.c.stream_ordering == fts.c.rowid)
+        match: Any = sa.text("search_fts MATCH :expression").bindparams(expression=expression)
     else:
         tsquery = " & ".join("'" + _quote(t) + "'" for t in query.terms)
         q = sa.text("CAST(:tsquery AS tsquery)").bindparams(tsquery=tsquery)
         vector: Any = sa.literal_column("search_entries.vector")
         rank = sa.func.ts_rank(vector, q, 1)
-        base = sa.select(e.c.event_id, e.c.room_id, e.c.stream_ordering, rank.label("rank")).where(
-            vector.op("@@")(q)
-        )
-    base = base.where(*_where(query, e))
+        source = e
+        match = vector.op("@@")(q)
+    where = [match, *_where(query, e)]
+    score = rank if query.order_by_rank else sa.literal(0.0)
+    page = sa.select(e.c.event_id, e.c.room_id, e.c.stream_ordering, score.label("rank"))
+    page = page.select_from(source).where(*where)
     order = (
         [sa.literal_column("rank").desc(), e.c.stream_ordering.desc()]
         if query.order_by_rank
         else [e.c.stream_ordering.desc()]
     )
-    rows = conn.execute(base.order_by(*order).limit(limit).offset(offset)).all()
-    total = conn.execute(sa.select(sa.func.count()).select_from(base.subquery())).scalar_one()
+    rows = conn.execute(page.order_by(*order).limit(limit).offset(offset)).all()
+    matches = sa.select(e.c.stream_ordering).select_from(source).where(*where).limit(MAX_COUNT)
+    total = conn.execute(sa.select(sa.func.count()).select_from(matches.subquery())).scalar_one()
     hits = [Hit(r.event_id, r.room_id, int(r.stream_ordering), float(r.rank)) for r in rows]
     return hits, int(total)
