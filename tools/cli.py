@@ -127,6 +127,7 @@ BENCH_SCENARIOS = {
     "connections": "connections",
     "all": "all",
     "compare": "compare",
+    "ws-delivery": "ws_delivery",
 }
 
 
