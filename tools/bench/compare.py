@@ -78,6 +78,17 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def git_commit() -> str:
+    """The checkout's commit, so a report says exactly which Plait it measured."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown commit"
+    return done.stdout.strip() or "unknown commit"
+
+
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
@@ -246,7 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine_info(),
-        "versions": {"plait": plait_version, "python": platform.python_version()},
+        "versions": {
+            "plait": f"{plait_version} ({git_commit()})",
+            "python": platform.python_version(),
+        },
         "settings": {
             "sizes": "quick" if quick else "modest",
             **{
