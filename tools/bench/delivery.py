@@ -32,7 +32,7 @@ async def _receive(
     while len(arrivals) < expected:
         body = await user.sync(since, 30_000)
         now = trio.current_time()
-        room = body["rooms"]["join"].get(room_id)
+        room = body.get("rooms", {}).get("join", {}).get(room_id)
         if room is not None:
             for event in room["timeline"]["events"]:
                 text = event.get("content", {}).get("body", "")
