@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
+import trio
 from sqlalchemy.engine import Connection
 
 from homeserver.errors import bad_json, invalid_param
@@ -211,11 +212,19 @@ class SearchService:
         serialized = await self.client_events.serialize(
             [found[h.event_id] for h in hits], user_id=user_id
         )
+        contexts: dict[str, dict[str, Any]] = {}
+        if context is not None:
+            # Each result's context is independent reads: fetch them side by side.
+            async with trio.open_nursery() as nursery:
+                for hit in hits:
+                    nursery.start_soon(
+                        self._context_into, contexts, user_id, found[hit.event_id], context
+                    )
         results: list[dict[str, Any]] = []
         for hit, event in zip(hits, serialized, strict=True):
             result: dict[str, Any] = {"rank": hit.rank, "result": event}
             if context is not None:
-                result["context"] = await self._context(user_id, found[hit.event_id], context)
+                result["context"] = contexts[hit.event_id]
             results.append(result)
         out: dict[str, Any] = {
             "count": total,
@@ -259,6 +268,15 @@ class SearchService:
             elif m.membership in ("leave", "ban"):
                 rooms[m.room_id] = m.stream_ordering
         return rooms
+
+    async def _context_into(
+        self,
+        out: dict[str, dict[str, Any]],
+        user_id: str,
+        event: StoredEvent,
+        spec: Mapping[str, Any],
+    ) -> None:
+        out[event.event_id] = await self._context(user_id, event, spec)
 
     async def _context(
         self, user_id: str, event: StoredEvent, spec: Mapping[str, Any]
