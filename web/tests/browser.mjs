@@ -83,6 +83,21 @@ async function send(page, text) {
   await box.press("Enter");
 }
 
+// Message actions appear on hover; a re-render (a new event arriving, a scroll)
+// can take the hover away between hover() and click(), so retry the pair.
+async function messageAction(msg, title) {
+  for (let attempt = 1; ; attempt++) {
+    await msg.scrollIntoViewIfNeeded();
+    await msg.hover();
+    try {
+      await msg.getByTitle(title).click({ timeout: 3000 });
+      return;
+    } catch (e) {
+      if (attempt >= 5) throw e;
+    }
+  }
+}
+
 function message(page, text) {
   return page.locator(".msg .body", { hasText: text }).first();
 }
@@ -179,29 +194,25 @@ try {
 
   step("reply, edit, react, delete");
   const target = a.locator(".msg", { hasText: `away one ${suffix}` }).first();
-  await target.hover();
-  await target.getByTitle("Reply").click();
+  await messageAction(target, "Reply");
   await send(a, "replying here");
   await b.locator(".msg", { hasText: "replying here" }).locator(".reply-quote", { hasText: `away one ${suffix}` }).waitFor();
   const mine = a.locator(".msg", { hasText: `away two ${suffix}` }).first();
-  await mine.hover();
-  await mine.getByTitle("Edit").click();
+  await messageAction(mine, "Edit");
   const box = a.getByRole("textbox", { name: "Message" });
   await box.fill(`away two edited ${suffix}`);
   await box.press("Enter");
   await b.locator(".msg", { hasText: `away two edited ${suffix}` }).locator(".edited").waitFor();
   const bobs = b.locator(".msg", { hasText: "hi alice" }).first();
-  await bobs.hover();
-  await bobs.getByTitle("React 👍").click();
+  await messageAction(bobs, "React 👍");
   await a.locator(".msg", { hasText: "hi alice" }).locator(".reaction", { hasText: "1" }).waitFor();
   await a.locator(".msg", { hasText: "hi alice" }).locator(".reaction").click(); // alice adds hers: 2
   await b.locator(".msg", { hasText: "hi alice" }).locator(".reaction", { hasText: "2" }).waitFor();
   await b.locator(".msg", { hasText: "hi alice" }).locator(".reaction.mine").click(); // bob takes his back
   await a.locator(".msg", { hasText: "hi alice" }).locator(".reaction.mine", { hasText: "1" }).waitFor();
   const three = a.locator(".msg", { hasText: `away three ${suffix}` }).first();
-  await three.hover();
   a.once("dialog", (d) => void d.accept());
-  await three.getByTitle("Delete").click();
+  await messageAction(three, "Delete");
   await b.locator(".msg", { hasText: `away three ${suffix}` }).waitFor({ state: "detached" });
   await b.getByText("Message deleted").first().waitFor();
 
