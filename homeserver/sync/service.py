@@ -33,6 +33,7 @@ from homeserver.notifier import Notifier, StreamToken
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore, StoredEvent
 from homeserver.storage.filters import insert_filter, read_filter
+from homeserver.storage.rooms import forgotten_rooms
 from homeserver.storage.timeline import (
     Membership,
     read_membership_events_of_user,
@@ -247,6 +248,10 @@ class SyncService:
 
         invite: dict[str, Any] = {}
         leave: dict[str, Any] = {}
+        # Forgotten rooms never come back in a full sync's leave section (spec: /forget).
+        forgotten: set[str] = set()
+        if since is None and room_filter.include_leave:
+            forgotten = await self.database.read(lambda conn: forgotten_rooms(conn, user_id))
         for room_id, m in memberships.items():
             is_new = since is None or m.event.stream_ordering > since_events
             if m.membership == "invite" and is_new and m.event.sender not in ignored:
@@ -254,7 +259,7 @@ class SyncService:
                     "invite_state": {"events": await self.rooms.invite_state(room_id, m.event)}
                 }
             elif m.membership in ("leave", "ban") and is_new:
-                if since is None and not room_filter.include_leave:
+                if since is None and (not room_filter.include_leave or room_id in forgotten):
                     continue
                 leave[room_id] = await self._left_room(
                     request, room_id, m.event, since_events, ignored

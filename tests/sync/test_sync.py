@@ -217,6 +217,15 @@ async def test_invite_join_and_leave(
     assert room_id not in (await sync(client, bob["access_token"]))["rooms"]["leave"]
     with_leave = await sync(client, bob["access_token"], filter={"room": {"include_leave": True}})
     assert room_id in with_leave["rooms"]["leave"]
+    # A forgotten room is gone from the leave section too.
+    forget = await client.post(
+        f"/_matrix/client/v3/rooms/{room_id}/forget",
+        json={},
+        headers={"Authorization": f"Bearer {bob['access_token']}"},
+    )
+    assert forget.status_code == 200, forget.text
+    with_leave = await sync(client, bob["access_token"], filter={"room": {"include_leave": True}})
+    assert room_id not in with_leave["rooms"]["leave"]
 
 
 async def test_lazy_loading_members(
