@@ -128,20 +128,22 @@ BENCH_SCENARIOS = {
     "all": "all",
     "compare": "compare",
     "ws-delivery": "ws_delivery",
+    # In-process benchmarks of one subsystem (no server needed, or one they start).
+    "events": "tools.bench_events",
+    "state-res": "tools.bench_state_res",
+    "media": "tools.bench_media",
+    "search": "tools.bench_search",
 }
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.scenario == "http":
-        from tools.bench.http import main as bench_http_main
-
-        return bench_http_main(args.rest)
     if args.scenario in BENCH_SCENARIOS:
         import importlib
 
-        module = importlib.import_module(f"tools.bench.{BENCH_SCENARIOS[args.scenario]}")
-        result: int = module.main(args.rest)
-        return result
+        name = BENCH_SCENARIOS[args.scenario]
+        module = importlib.import_module(name if "." in name else f"tools.bench.{name}")
+        result: int | None = module.main(args.rest)
+        return result or 0
     print(f"plait bench: unknown scenario {args.scenario!r}", file=sys.stderr)
     return 2
 
