@@ -39,6 +39,7 @@ MAX_MESSAGES = 5000
 MAX_CONNECTIONS = 10_000
 MAX_DURATION = 600.0
 OPEN_IN_PARALLEL = 32
+OPEN_TIMEOUT = 30.0
 FILTER = {"room": {"timeline": {"limit": 1000}}}
 
 
@@ -178,16 +179,24 @@ async def idle(
         # Subscribing from a current token: each socket goes straight to waiting.
         tokens = [(await s.sync(None, 0, timeline_limit=1))["next_batch"] for s in sessions]
         before = read_rss_kib(pid) if pid else {}
-        opened = 0
+        opened = failed = 0
         limiter = trio.CapacityLimiter(OPEN_IN_PARALLEL)
         all_open = _Countdown(connections)
 
         async def hold_one(i: int) -> None:
-            nonlocal opened
+            nonlocal opened, failed
             async with limiter:
                 n = i % len(sessions)
-                ws = await _open_subscribed(base_url, sessions[n], nursery, tokens[n])
+                try:
+                    with trio.fail_after(OPEN_TIMEOUT):
+                        ws = await _open_subscribed(base_url, sessions[n], nursery, tokens[n])
+                except (trio.TooSlowError, OSError, trio_websocket.HandshakeError):
+                    failed += 1
+                    all_open.one_done()
+                    return
                 opened += 1
+                if opened % 500 == 0:
+                    print(f"ws-delivery: {opened} open", file=sys.stderr)
                 all_open.one_done()
             await _drain(ws)
 
@@ -205,6 +214,7 @@ async def idle(
         "benchmark": "ws-delivery idle",
         "connections": opened,
         "users": len(sessions),
+        "failed": failed,
         "open_seconds": round(open_seconds, 2),
     }
     if pid:
