@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 from plait_fixtures import RegisterUser, RunningServer
-from push_helpers import V3, assert_error, auth, create_room, join, send, sync
+from room_http_helpers import V3, assert_error, auth, create_room, join, send, sync
 
 
 def counts(body: dict[str, Any], room_id: str) -> dict[str, int]:

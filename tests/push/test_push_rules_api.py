@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 from plait_fixtures import RegisterUser, RunningServer
-from push_helpers import V3, assert_error, auth, sync
+from room_http_helpers import V3, assert_error, auth, sync
 
 RULES = f"{V3}/pushrules/global"
 

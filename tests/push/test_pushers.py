@@ -10,7 +10,7 @@ import httpx
 import pytest
 import trio
 from plait_fixtures import RegisterUser, RunningServer
-from push_helpers import V3, assert_error, auth, create_room, join, send
+from room_http_helpers import V3, assert_error, auth, create_room, join, send
 
 from homeserver.config import HttpConfig
 from homeserver.http.router import Router

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 from plait_fixtures import RegisterUser, RunningServer
-from search_helpers import V3, assert_error, auth, create_room, join, send
+from room_http_helpers import V3, assert_error, auth, create_room, join, send
 
 
 async def search(

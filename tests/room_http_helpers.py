@@ -1,4 +1,4 @@
-"""Rooms, messages and requests over HTTP for the search tests (as tests/push/push_helpers.py)."""
+"""Rooms, messages and requests over HTTP, shared by the push and search tests."""
 
 from __future__ import annotations
 
