@@ -3,6 +3,7 @@ import { create } from "zustand";
 import { MatrixClient, newTxnId, login, register, type Outgoing, type Session } from "./matrix/client";
 import { Http } from "./matrix/http";
 import { parse, toHtml, hasMarkup } from "./matrix/markdown";
+import { threadReplyContent, threadRootOf } from "./matrix/threads";
 import { applyInvitedRoom, applyJoinedRoom, prependHistory } from "./matrix/rooms";
 import type { MatrixEvent, Room, SyncResponse, TimelineItem } from "./matrix/types";
 
@@ -29,6 +30,9 @@ export interface AppState {
   openRoom(roomId: string | undefined): void;
   sendText(roomId: string, text: string): void;
   sendImage(roomId: string, file: File): Promise<void>;
+  /** Any other file: an m.file message with a download link. */
+  sendFile(roomId: string, file: File): Promise<void>;
+  sendThreadReply(roomId: string, rootId: string, text: string): void;
   editMessage(roomId: string, eventId: string, text: string): void;
   redact(roomId: string, eventId: string): void;
   react(roomId: string, eventId: string, key: string): void;
@@ -287,6 +291,34 @@ export const useStore = create<AppState>((set, get) => {
       addEcho(out, { localUrl, progress: 0 });
       await uploadThenSend(out, file);
     },
+    async sendFile(roomId, file) {
+      const txnId = newTxnId();
+      const content: Record<string, unknown> = {
+        msgtype: "m.file",
+        body: file.name,
+        filename: file.name,
+        info: { mimetype: file.type || "application/octet-stream", size: file.size },
+      };
+      const out: Outgoing = { txnId, roomId, type: "m.room.message", content };
+      queued.set(txnId, out);
+      files.set(txnId, file);
+      addEcho(out, { progress: 0 });
+      await uploadThenSend(out, file);
+    },
+    sendThreadReply(roomId, rootId, text) {
+      const body = text.trim();
+      if (!body) return;
+      const content: Record<string, unknown> = { msgtype: "m.text", body };
+      const tokens = parse(body);
+      if (hasMarkup(tokens)) {
+        content["format"] = "org.matrix.custom.html";
+        content["formatted_body"] = toHtml(tokens);
+      }
+      // The fallback reply points at the thread's latest event (spec: threading).
+      const timeline = get().rooms[roomId]?.timeline ?? [];
+      const latest = [...timeline].reverse().find((t) => !t.id.startsWith("~") && threadRootOf(t.event) === rootId);
+      enqueue(roomId, "m.room.message", threadReplyContent(content, rootId, latest?.event.event_id));
+    },
     editMessage(roomId, eventId, text) {
       const body = text.trim();
       if (!body) return;
@@ -318,7 +350,8 @@ export const useStore = create<AppState>((set, get) => {
         timeline: r.timeline.map((t) => (t.txnId === txnId ? { ...t, status: "sending" } : t)),
       }));
       const file = files.get(txnId);
-      if (out.content["msgtype"] === "m.image" && !out.content["url"] && file) void uploadThenSend(out, file);
+      if ((out.content["msgtype"] === "m.image" || out.content["msgtype"] === "m.file") && !out.content["url"] && file)
+        void uploadThenSend(out, file);
       else client?.send(out);
     },
     async paginate(roomId) {

@@ -2,6 +2,7 @@ import { useEffect } from "react";
 import { useStore } from "../store";
 import { Login } from "./Login";
 import { RoomView } from "./RoomView";
+import { SidePanel, useSidePanelOpen } from "./SidePanel";
 import { Sidebar } from "./Sidebar";
 
 export function App() {
@@ -10,6 +11,7 @@ export function App() {
   const connected = useStore((s) => s.connected);
   const currentRoomId = useStore((s) => s.currentRoomId);
   const error = useStore((s) => s.error);
+  const panelOpen = useSidePanelOpen();
 
   const unread = useStore((s) => Object.values(s.rooms).reduce((n, r) => n + r.unread, 0));
   useEffect(() => {
@@ -36,7 +38,7 @@ export function App() {
           Offline: reconnecting… Messages you send are kept and go out when the connection is back.
         </div>
       )}
-      <div className={"app" + (currentRoomId ? " has-room" : "")}>
+      <div className={"app" + (currentRoomId ? " has-room" : "") + (panelOpen ? " has-panel" : "")}>
       {error && (
         <div className="toast" role="alert">
           <span>{error}</span>
@@ -53,6 +55,7 @@ export function App() {
           <p>Pick a room, or create one.</p>
         </section>
       )}
+      <SidePanel />
       </div>
     </div>
   );

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState, type KeyboardEvent } from "react";
 import { displayName, roomName } from "../matrix/rooms";
 import type { Room } from "../matrix/types";
+import { usePanels } from "../panels";
 import { getClient, useStore } from "../store";
 import { InviteDialog } from "./Dialogs";
 import { Timeline } from "./Timeline";
@@ -42,6 +43,9 @@ export function RoomView({ roomId }: { roomId: string }) {
           <h1>{name}</h1>
           {room.topic && <p className="topic">{room.topic}</p>}
         </div>
+        <button className="icon" title="Search this room" aria-label="Search this room" onClick={() => usePanels.getState().openSearch(roomId)}>
+          🔍
+        </button>
         <button onClick={() => setInviting(true)}>Invite</button>
         <button onClick={() => void leave()}>Leave</button>
       </header>
@@ -81,6 +85,7 @@ function Composer({ room }: { room: Room }) {
   const editing = useStore((s) => s.editing);
   const input = useRef<HTMLTextAreaElement>(null);
   const file = useRef<HTMLInputElement>(null);
+  const anyFile = useRef<HTMLInputElement>(null);
   const typingSent = useRef(0);
   const replyEvent = replyTo ? room.timeline.find((t) => t.event.event_id === replyTo)?.event : undefined;
 
@@ -182,6 +187,23 @@ function Composer({ room }: { room: Room }) {
           onChange={(e) => {
             const f = e.target.files?.[0];
             if (f) void useStore.getState().sendImage(room.roomId, f);
+            e.target.value = "";
+          }}
+        />
+        <button className="icon" title="Attach a file" aria-label="Attach a file" onClick={() => anyFile.current?.click()}>
+          📎
+        </button>
+        <input
+          ref={anyFile}
+          type="file"
+          hidden
+          data-testid="file-input"
+          onChange={(e) => {
+            const f = e.target.files?.[0];
+            if (f) {
+              const st = useStore.getState();
+              void (f.type.startsWith("image/") ? st.sendImage(room.roomId, f) : st.sendFile(room.roomId, f));
+            }
             e.target.value = "";
           }}
         />

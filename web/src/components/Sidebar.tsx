@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { roomName } from "../matrix/rooms";
 import type { Room } from "../matrix/types";
+import { usePanels } from "../panels";
 import { getClient, useStore, type Theme } from "../store";
 import { CreateRoomDialog, DirectoryDialog, ProfileDialog, StartDmDialog } from "./Dialogs";
 
@@ -52,6 +53,7 @@ export function Sidebar() {
         <button onClick={() => setDialog("create")}>New room</button>
         <button onClick={() => setDialog("directory")}>Browse</button>
         <button onClick={() => setDialog("dm")}>New DM</button>
+        <button onClick={() => usePanels.getState().openSearch(undefined)}>Search</button>
       </div>
       <div className="room-lists">
         {invites.length > 0 && (

@@ -2,7 +2,10 @@ import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { displayName } from "../matrix/rooms";
 import type { MatrixEvent, Room } from "../matrix/types";
 import { buildView, stripReplyFallback, type ViewItem } from "../matrix/view";
+import { isThreadReply, threadSummaries, type ThreadSummary } from "../matrix/threads";
+import { usePanels } from "../panels";
 import { getClient, useStore } from "../store";
+import { FileBody, FullImageLink } from "./Files";
 import { Markdown } from "./Markdown";
 
 const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉"];
@@ -22,7 +25,10 @@ function timeLabel(ts: number): string {
 }
 
 export function Timeline({ room, me }: { room: Room; me: string }) {
-  const view = useMemo(() => buildView(room.timeline, me), [room.timeline, me]);
+  // Thread replies live in the thread panel; their roots show a summary here.
+  const view = useMemo(() => buildView(room.timeline, me).filter((v) => !isThreadReply(v.event)), [room.timeline, me]);
+  const threads = useMemo(() => threadSummaries(room.timeline), [room.timeline]);
+  const focus = usePanels((s) => s.focus);
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const [showJump, setShowJump] = useState(false);
@@ -41,6 +47,22 @@ export function Timeline({ room, me }: { room: Room; me: string }) {
     }
     prevHeight.current = { first, height: el.scrollHeight };
   }, [view]);
+
+  // Jump to an event (a search result): scroll it into view and mark it.
+  const focused = useRef(0);
+  useEffect(() => {
+    const el = scroller.current;
+    if (!el || !focus || focus.roomId !== room.roomId || focused.current === focus.seq) return;
+    const target = el.querySelector<HTMLElement>(`[data-event-id="${CSS.escape(focus.eventId)}"]`);
+    if (!target) return;
+    focused.current = focus.seq;
+    target.scrollIntoView({ block: "center" });
+    atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    setShowJump(!atBottom.current);
+    target.classList.add("focused");
+    const t = setTimeout(() => target.classList.remove("focused"), 2500);
+    return () => clearTimeout(t);
+  }, [focus, view, room.roomId]);
 
   // Fill the screen: fetch history until it scrolls or the room's start is reached.
   useEffect(() => {
@@ -100,7 +122,14 @@ export function Timeline({ room, me }: { room: Room; me: string }) {
                 </div>
               )}
               {isMessage(v.event) ? (
-                <Message v={v} room={room} me={me} grouped={grouped} replyEvent={v.replyTo ? byId.get(v.replyTo) : undefined} />
+                <Message
+                  v={v}
+                  room={room}
+                  me={me}
+                  grouped={grouped}
+                  replyEvent={v.replyTo ? byId.get(v.replyTo) : undefined}
+                  thread={threads.get(v.event.event_id)}
+                />
               ) : (
                 <StateRow ev={v.event} room={room} />
               )}
@@ -164,18 +193,23 @@ function StateRow({ ev, room }: { ev: MatrixEvent; room: Room }) {
   return <div className="state-row">{text}</div>;
 }
 
-function Message({
+export function Message({
   v,
   room,
   me,
   grouped,
   replyEvent,
+  thread,
+  inThread = false,
 }: {
   v: ViewItem;
   room: Room;
   me: string;
   grouped: boolean;
   replyEvent: MatrixEvent | undefined;
+  thread?: ThreadSummary | undefined;
+  /** Shown in the thread panel: no reply, edit or thread actions there. */
+  inThread?: boolean;
 }) {
   const { event: ev, item } = v;
   const mine = ev.sender === me;
@@ -195,7 +229,7 @@ function Message({
           <time dateTime={new Date(ev.origin_server_ts).toISOString()}>{timeLabel(ev.origin_server_ts)}</time>
         </header>
       )}
-      {v.replyTo && (
+      {v.replyTo && !isFallback(ev) && (
         <blockquote className="reply-quote">
           {replyEvent ? (
             <>
@@ -224,6 +258,21 @@ function Message({
           ))}
         </div>
       )}
+      {thread && thread.count > 0 && !inThread && !v.redacted && (
+        <button
+          className="thread-summary link"
+          onClick={() => usePanels.getState().openThread(room.roomId, ev.event_id)}
+          aria-label={`${thread.count} ${thread.count === 1 ? "reply" : "replies"} in thread`}
+        >
+          {thread.count} {thread.count === 1 ? "reply" : "replies"}
+          {thread.latest && (
+            <span className="thread-latest">
+              {" "}
+              · {displayName(room, thread.latest.sender)}: {String(thread.latest.content["body"] ?? "")}
+            </span>
+          )}
+        </button>
+      )}
       {item.status === "sending" && <span className="status">Sending…</span>}
       {item.status === "failed" && (
         <span className="status failed">
@@ -240,10 +289,17 @@ function Message({
               {k}
             </button>
           ))}
-          <button title="Reply" onClick={() => setReplyTo(ev.event_id)}>
-            ↩
-          </button>
-          {mine && v.content["msgtype"] === "m.text" && (
+          {!inThread && (
+            <button title="Reply" onClick={() => setReplyTo(ev.event_id)}>
+              ↩
+            </button>
+          )}
+          {!inThread && !isThreadReply(ev) && (
+            <button title="Reply in thread" onClick={() => usePanels.getState().openThread(room.roomId, ev.event_id)}>
+              🧵
+            </button>
+          )}
+          {mine && !inThread && v.content["msgtype"] === "m.text" && (
             <button title="Edit" onClick={() => setEditing(editing ? undefined : ev.event_id)}>
               ✎
             </button>
@@ -264,6 +320,12 @@ function Message({
   );
 }
 
+/** A thread reply's m.in_reply_to that only exists for clients without threads. */
+function isFallback(ev: MatrixEvent): boolean {
+  const rel = ev.content["m.relates_to"] as Record<string, unknown> | undefined;
+  return rel?.["rel_type"] === "m.thread" && rel["is_falling_back"] === true;
+}
+
 function Body({ v }: { v: ViewItem }) {
   if (v.redacted) return <em className="muted">Message deleted</em>;
   if (v.event.type === "m.room.encrypted")
@@ -271,6 +333,7 @@ function Body({ v }: { v: ViewItem }) {
   const c = v.content;
   const body = typeof c["body"] === "string" ? c["body"] : "";
   if (c["msgtype"] === "m.image") return <ImageBody v={v} />;
+  if (c["msgtype"] === "m.file" || c["msgtype"] === "m.audio" || c["msgtype"] === "m.video") return <FileBody v={v} />;
   if (c["msgtype"] === "m.emote") {
     return (
       <span className="emote">
@@ -313,6 +376,7 @@ function ImageBody({ v }: { v: ViewItem }) {
       {v.item.progress !== undefined && v.item.progress < 1 && (
         <progress value={v.item.progress} max={1} aria-label="Upload progress" />
       )}
+      {url && <FullImageLink mxc={url} name={alt} />}
     </figure>
   );
 }

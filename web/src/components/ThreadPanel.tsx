@@ -1,0 +1,142 @@
+// A thread: its root and replies from the room's timeline (plus older replies
+// from /relations when the server serves it), and a composer that replies in
+// the thread.
+import { useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from "react";
+import { fetchEvent, threadRelations } from "../matrix/search";
+import { threadItems } from "../matrix/threads";
+import type { MatrixEvent } from "../matrix/types";
+import { buildView } from "../matrix/view";
+import { usePanels } from "../panels";
+import { getClient, useStore } from "../store";
+import { Message } from "./Timeline";
+
+export function ThreadPanel({ roomId, rootId }: { roomId: string; rootId: string }) {
+  const room = useStore((s) => s.rooms[roomId]);
+  const me = useStore((s) => s.session?.userId ?? "");
+  const focus = usePanels((s) => s.focus);
+  const [older, setOlder] = useState<MatrixEvent[]>([]);
+  const [text, setText] = useState("");
+  const list = useRef<HTMLDivElement>(null);
+  const input = useRef<HTMLTextAreaElement>(null);
+  const rootLoaded = room?.timeline.some((t) => t.event.event_id === rootId) ?? false;
+
+  // Older replies (and the root, when the timeline does not reach it).
+  useEffect(() => {
+    const client = getClient();
+    if (!client) return;
+    let live = true;
+    setOlder([]);
+    void (async () => {
+      const got: MatrixEvent[] = [];
+      if (!rootLoaded) {
+        try {
+          got.push(await fetchEvent(client.http, roomId, rootId));
+        } catch {
+          /* shown as "earlier message" */
+        }
+      }
+      try {
+        got.push(...((await threadRelations(client.http, roomId, rootId)) ?? []));
+      } catch {
+        /* the timeline's replies are still shown */
+      }
+      if (live && got.length) setOlder(got);
+    })();
+    return () => {
+      live = false;
+    };
+  }, [roomId, rootId]);
+
+  const items = useMemo(() => threadItems(room?.timeline ?? [], rootId, older), [room?.timeline, rootId, older]);
+  const view = useMemo(() => buildView(items, me), [items, me]);
+  const root = view.find((v) => v.event.event_id === rootId);
+  const replies = view.filter((v) => v.event.event_id !== rootId);
+
+  useLayoutEffect(() => {
+    const el = list.current;
+    if (el) el.scrollTop = el.scrollHeight;
+  }, [replies.length]);
+
+  useEffect(() => {
+    input.current?.focus();
+  }, [rootId]);
+
+  useEffect(() => {
+    if (!focus || focus.roomId !== roomId) return;
+    const el = list.current?.querySelector<HTMLElement>(`[data-event-id="${CSS.escape(focus.eventId)}"]`);
+    if (!el) return;
+    el.scrollIntoView({ block: "center" });
+    el.classList.add("focused");
+    const t = setTimeout(() => el.classList.remove("focused"), 2500);
+    return () => clearTimeout(t);
+  }, [focus, roomId, view]);
+
+  function submit() {
+    const body = text.trim();
+    if (!body) return;
+    useStore.getState().sendThreadReply(roomId, rootId, body);
+    setText("");
+  }
+
+  function onKey(e: KeyboardEvent<HTMLTextAreaElement>) {
+    if (e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing) {
+      e.preventDefault();
+      submit();
+    } else if (e.key === "Escape") {
+      usePanels.getState().close();
+    }
+  }
+
+  if (!room) return null;
+  return (
+    <aside className="side-panel thread-panel" aria-label="Thread">
+      <header className="panel-header">
+        <button className="icon" aria-label="Close thread" title="Close thread" onClick={() => usePanels.getState().close()}>
+          ←
+        </button>
+        <h2>Thread</h2>
+      </header>
+      <div className="panel-body thread-list" ref={list} role="log" aria-label="Thread messages">
+        {root ? (
+          <Message v={root} room={room} me={me} grouped={false} replyEvent={undefined} inThread />
+        ) : (
+          <p className="muted">The first message is not available.</p>
+        )}
+        <div className="thread-count" role="separator">
+          <span>
+            {replies.length} {replies.length === 1 ? "reply" : "replies"}
+          </span>
+        </div>
+        {replies.map((v, i) => (
+          <Message
+            key={v.item.id}
+            v={v}
+            room={room}
+            me={me}
+            grouped={i > 0 && replies[i - 1]!.event.sender === v.event.sender}
+            replyEvent={undefined}
+            inThread
+          />
+        ))}
+      </div>
+      {!room.encrypted && (
+        <div className="composer">
+          <div className="composer-row">
+            <textarea
+              ref={input}
+              rows={1}
+              aria-label="Reply in thread"
+              placeholder="Reply in thread"
+              value={text}
+              onChange={(e) => setText(e.target.value)}
+              onKeyDown={onKey}
+            />
+            <button className="primary" onClick={submit} aria-label="Send reply">
+              Send
+            </button>
+          </div>
+        </div>
+      )}
+    </aside>
+  );
+}
