@@ -128,16 +128,16 @@ async def render_notifications(
     events = await hs.messages.client_events.serialize(
         [found[a.event_id] for a in listed], user_id=user_id
     )
-    read_positions: dict[str, int] = {}
-    for room_id in {a.room_id for a in listed}:
-        position = await hs.receipts.latest_read_position(user_id, room_id)
-        read_positions[room_id] = position[1] if position else 0
+    marks = {
+        room_id: await hs.push.read_marks(user_id, room_id)
+        for room_id in {a.room_id for a in listed}
+    }
     out: dict[str, Any] = {
         "notifications": [
             {
                 "actions": a.actions,
                 "event": event,
-                "read": a.stream_ordering <= read_positions[a.room_id],
+                "read": a.stream_ordering <= marks[a.room_id].position_for(a.thread_id),
                 "room_id": a.room_id,
                 "ts": a.ts,
             }

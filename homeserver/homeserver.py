@@ -231,8 +231,7 @@ class HomeServer:
         return self.notifier.current_token().events
 
     async def _unread_count(self, user_id: str, room_id: str) -> int:
-        found = await self.receipts.latest_read_position(user_id, room_id)
-        return (await self.push.counts(user_id, room_id, found[1] if found else 0))[0]
+        return (await self.push.counts(user_id, room_id))[0]
 
     def _now_ms(self) -> int:
         return int(self.clock.time() * 1000)

@@ -2,30 +2,44 @@
 
 A :class:`StreamFollower`: it evaluates (``evaluator.evaluate``) each event for
 each local member joined to the room (never the sender) and stores the
-notifying results in ``event_push_actions``. Counts are "actions after the
-user's read receipt or their own latest event", so a receipt (or a reply)
-clears them with no write here.
+notifying results in ``event_push_actions``, each with the thread the event
+belongs to (``main`` or the thread root, ``receipts.thread_of``). Counts are
+"actions after the user's read marks", so a receipt (or a reply) clears them
+with no write here.
 
-Known simplification: the room context (member count, display names, power
-levels) is the room's current state when the follower reaches the event, not
-the state at the event; they differ only when state changes between the send
-and the (normally immediate) processing.
+The room context (member count, display names, power levels) is the room
+state *at* the event (its ``state_group_before``), read once per state group
+and batch: a message sent before a rename or a power change is judged by the
+state it was sent in, whenever the follower reaches it.
+
+A redaction deletes its target's push actions (Synapse does the same), so a
+redacted message stops counting in ``unread_notifications`` and leaves
+``GET /notifications``.
+
+Read marks (Client-Server API "Receipts", "Threaded read receipts"): an
+unthreaded receipt reads every thread up to its event; a ``main`` receipt
+only the main timeline; a receipt with a thread root only that thread. The
+user's own latest event reads its own thread (or the main timeline) up to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import attrs
 from sqlalchemy.engine import Connection
 
 from homeserver.push.evaluator import PushContext, evaluate
 from homeserver.push.follower import StreamFollower, is_live
 from homeserver.push.rules import PushRuleService
+from homeserver.receipts import MAIN_THREAD, READ, READ_PRIVATE, thread_of
 from homeserver.storage import push as store
+from homeserver.storage import receipts as receipt_store
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore, StoredEvent
-from homeserver.storage.timeline import last_event_of_sender
+from homeserver.storage.state import StateKey
+from homeserver.storage.timeline import redaction_target
 
 MAX_NOTIFICATIONS_PAGE = 100
 
@@ -52,23 +66,42 @@ class PushProcessor(StreamFollower):
         """Called with the users who got new push actions (the pusher sender wakes)."""
         self._listeners.append(listener)
 
-    async def prepare(self, batch: list[StoredEvent]) -> list[store.PushAction]:
+    async def prepare(self, batch: list[StoredEvent]) -> Prepared:
         actions: list[store.PushAction] = []
+        redacted: list[tuple[str, str]] = []
+        rooms: dict[int | None, RoomContext | None] = {}
         for event in batch:
-            if is_live(event):
-                actions.extend(await self._actions_for(event))
-        return actions
-
-    async def _actions_for(self, event: StoredEvent) -> list[store.PushAction]:
-        state = await self.event_store.get_current_state(event.room_id)
-        joined: dict[str, str | None] = {}
-        for (type_, state_key), member in state.items():
-            if type_ != "m.room.member":
+            if not is_live(event):
                 continue
-            content = member.pdu.get("content", {})
-            if isinstance(content, dict) and content.get("membership") == "join":
-                name = content.get("displayname")
-                joined[state_key] = name if isinstance(name, str) else None
+            if event.type == "m.room.redaction":
+                target = redaction_target(event.pdu)
+                if target is not None:
+                    redacted.append((event.room_id, target))
+                continue
+            group = event.state_group_before
+            if group is None or group not in rooms:
+                rooms[group] = await self._room_context(event)
+            context = rooms[group]
+            if context is not None:
+                actions.extend(await self._actions_for(event, context))
+        return Prepared(actions, redacted)
+
+    async def _room_context(self, event: StoredEvent) -> RoomContext | None:
+        """Members and power levels in the state before ``event`` (current state if unknown)."""
+        if event.state_group_before is None:
+            current = await self.event_store.get_current_state(event.room_id)
+            return room_context(current)
+        ids = await self.event_store.get_state_group_shared(event.state_group_before)
+        wanted = {
+            key: event_id
+            for key, event_id in ids.items()
+            if key[0] == "m.room.member" or key in _POWER_KEYS
+        }
+        found = await self.event_store.get_events(wanted.values())
+        return room_context({k: found[i] for k, i in wanted.items() if i in found})
+
+    async def _actions_for(self, event: StoredEvent, room: RoomContext) -> list[store.PushAction]:
+        joined = room.joined
         recipients = [u for u in joined if u != event.sender and u.endswith(":" + self.server_name)]
         # An invite reaches a user who is not (yet) joined.
         invitee = event.state_key if event.type == "m.room.member" else None
@@ -76,15 +109,8 @@ class PushProcessor(StreamFollower):
             recipients.append(invitee)
         if not recipients:
             return []
-        power = state.get(("m.room.power_levels", ""))
-        levels: dict[str, Any] | None
-        if power is not None:
-            levels = power.pdu.get("content", {})
-        else:
-            create = state.get(("m.room.create", ""))
-            creator = create.sender if create is not None else None
-            levels = {"users": {creator: 100}} if creator else None
         client_event = {**event.pdu, "event_id": event.event_id}
+        thread = thread_of(event) or MAIN_THREAD
         rule_sets = await self.rules.rule_sets(recipients)
         out: list[store.PushAction] = []
         for user_id in recipients:
@@ -92,7 +118,7 @@ class PushProcessor(StreamFollower):
                 user_id=user_id,
                 display_name=joined.get(user_id),
                 room_member_count=len(joined),
-                power_levels=levels,
+                power_levels=room.power_levels,
             )
             result = evaluate(rule_sets[user_id], client_event, context)
             if result.notify or result.highlight:
@@ -106,25 +132,46 @@ class PushProcessor(StreamFollower):
                         highlight=result.highlight,
                         actions=list(result.actions),
                         ts=event.origin_server_ts,
+                        thread_id=thread,
                     )
                 )
         return out
 
     def write(self, conn: Connection, batch: list[StoredEvent], prepared: Any) -> None:
-        store.insert_push_actions(conn, prepared)
+        store.insert_push_actions(conn, prepared.actions)
+        # After the insert: a target in the same batch as its redaction goes too.
+        store.delete_push_actions_of(conn, prepared.redacted)
 
     def after_batch(self, batch: list[StoredEvent], prepared: Any) -> None:
-        users = {a.user_id for a in prepared}
+        users = {a.user_id for a in prepared.actions}
         if users:
             for listener in self._listeners:
                 listener(users)
 
     # -- reading -----------------------------------------------------------------------
 
-    async def counts(
-        self, user_id: str, room_id: str, read_up_to: int, upto: int | None = None
-    ) -> tuple[int, int]:
-        """(notification_count, highlight_count) after the user's read position.
+    async def read_marks(self, user_id: str, room_id: str, upto: int | None = None) -> ReadMarks:
+        """The user's read marks in the room: receipts, and their own latest event."""
+        bound = upto if upto is not None else self._head()
+
+        def read(
+            conn: Connection,
+        ) -> tuple[list[receipt_store.ReceiptRow], StoredEvent | None]:
+            rows = receipt_store.of_user_in_room(conn, user_id, room_id, (READ, READ_PRIVATE))
+            return rows, store.last_event_of_sender(conn, room_id, user_id, bound)
+
+        rows, own = await self.database.read(read)
+        own_mark = None
+        if own is not None:
+            own_mark = (own.stream_ordering, thread_of(own) or MAIN_THREAD)
+        return read_marks(((r.thread_id, r.event_stream_ordering) for r in rows), own_mark)
+
+    async def thread_counts(
+        self, user_id: str, room_id: str, upto: int | None = None
+    ) -> dict[str, tuple[int, int]]:
+        """``{thread: (notification_count, highlight_count)}`` after the user's read marks;
+        ``main`` is the main timeline, other keys thread roots. Threads with no unread
+        action are absent.
 
         With ``upto`` (the sync token's event position), waits (bounded) until
         the processor has handled the events up to it, so a sync reporting a
@@ -132,15 +179,16 @@ class PushProcessor(StreamFollower):
         """
         if upto is not None:
             await self.wait_for(upto)
-        bound = upto if upto is not None else self._head()
+        marks = await self.read_marks(user_id, room_id, upto)
+        return await self.database.read(
+            lambda conn: store.count_unread_by_thread(
+                conn, user_id, room_id, marks.unthreaded, marks.threads, upto
+            )
+        )
 
-        def read(conn: Connection) -> tuple[int, int]:
-            # The user's own latest message marks the room read too: they have
-            # evidently seen it (the sync service's rule before push counts).
-            own = last_event_of_sender(conn, room_id, user_id, bound)
-            return store.count_unread(conn, user_id, room_id, max(read_up_to, own))
-
-        return await self.database.read(read)
+    async def counts(self, user_id: str, room_id: str, upto: int | None = None) -> tuple[int, int]:
+        """(notification_count, highlight_count) over the main timeline and every thread."""
+        return total_counts(await self.thread_counts(user_id, room_id, upto))
 
     async def notifications(
         self, user_id: str, before: int | None, limit: int, only_highlight: bool
@@ -150,3 +198,94 @@ class PushProcessor(StreamFollower):
         return await self.database.read(
             lambda conn: store.read_notifications(conn, user_id, before, limit, only_highlight)
         )
+
+
+# -- pure helpers ----------------------------------------------------------------------------
+
+_POWER_KEYS: frozenset[StateKey] = frozenset({("m.room.power_levels", ""), ("m.room.create", "")})
+
+
+@attrs.frozen
+class Prepared:
+    actions: list[store.PushAction]
+    # (room_id, redacted event_id): their push actions are deleted.
+    redacted: list[tuple[str, str]]
+
+
+@attrs.frozen
+class RoomContext:
+    joined: dict[str, str | None]  # user_id -> display name
+    power_levels: dict[str, Any] | None
+
+
+def room_context(state: Mapping[StateKey, StoredEvent]) -> RoomContext:
+    """Joined members (with display names) and power levels of a room state."""
+    joined: dict[str, str | None] = {}
+    for (type_, state_key), member in state.items():
+        if type_ != "m.room.member":
+            continue
+        content = member.pdu.get("content", {})
+        if isinstance(content, dict) and content.get("membership") == "join":
+            name = content.get("displayname")
+            joined[state_key] = name if isinstance(name, str) else None
+    power = state.get(("m.room.power_levels", ""))
+    levels: dict[str, Any] | None
+    if power is not None:
+        content = power.pdu.get("content", {})
+        levels = content if isinstance(content, dict) else None
+    else:
+        create = state.get(("m.room.create", ""))
+        creator = create.sender if create is not None else None
+        levels = {"users": {creator: 100}} if creator else None
+    return RoomContext(joined, levels)
+
+
+@attrs.frozen
+class ReadMarks:
+    """Stream positions up to which the user has read: ``unthreaded`` for every thread,
+    ``threads[t]`` (already at least ``unthreaded``) for thread ``t`` or ``main``."""
+
+    unthreaded: int
+    threads: dict[str, int]
+
+    def position_for(self, thread_id: str) -> int:
+        return self.threads.get(thread_id, self.unthreaded)
+
+
+def read_marks(receipts: Iterable[tuple[str, int]], own_event: tuple[int, str] | None) -> ReadMarks:
+    """Read marks from ``(thread_id, event position)`` receipts (``''`` unthreaded) and the
+    user's own latest event ``(position, thread)``."""
+    receipts = list(receipts)
+    unthreaded = max((p for t, p in receipts if t == receipt_store.UNTHREADED), default=0)
+    threads: dict[str, int] = {}
+    for thread, position in receipts:
+        if thread != receipt_store.UNTHREADED:
+            threads[thread] = max(threads.get(thread, unthreaded), position)
+    if own_event is not None:
+        position, thread = own_event
+        threads[thread] = max(threads.get(thread, unthreaded), position)
+    return ReadMarks(unthreaded, threads)
+
+
+def total_counts(by_thread: Mapping[str, tuple[int, int]]) -> tuple[int, int]:
+    return (
+        sum(n for n, _ in by_thread.values()),
+        sum(h for _, h in by_thread.values()),
+    )
+
+
+def sync_counts(
+    by_thread: Mapping[str, tuple[int, int]], per_thread: bool
+) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+    """``unread_notifications`` and ``unread_thread_notifications`` of a room in /sync.
+
+    Spec (Client-Server API, "Receiving notifications" and the /sync response):
+    when the filter asks for ``unread_thread_notifications``, the room's counts
+    are of the main timeline only and each thread is counted on its own;
+    otherwise the room's counts cover every thread.
+    """
+    if not per_thread:
+        return total_counts(by_thread), {}
+    main = by_thread.get(MAIN_THREAD, (0, 0))
+    threads = {t: c for t, c in by_thread.items() if t != MAIN_THREAD and c != (0, 0)}
+    return main, threads

@@ -18,16 +18,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from homeserver.storage.event_tables import events
+from homeserver.storage.events import StoredEvent, _row_to_event
 from homeserver.storage.metadata import metadata
 
 _CHUNK = 500
+MAIN_THREAD = "main"
 
 push_rules = sa.Table(
     "push_rules",
@@ -61,6 +64,8 @@ event_push_actions = sa.Table(
     sa.Column("highlight", sa.Boolean, nullable=False),
     sa.Column("actions_json", sa.Text, nullable=False),
     sa.Column("ts", sa.BigInteger, nullable=False),
+    # "main" or the thread root's event ID (receipts.thread_of), for threaded receipts.
+    sa.Column("thread_id", sa.Text, nullable=False, server_default=MAIN_THREAD),
 )
 
 pushers = sa.Table(
@@ -210,6 +215,7 @@ class PushAction:
     highlight: bool
     actions: list[Any]
     ts: int
+    thread_id: str = MAIN_THREAD
 
 
 def insert_push_actions(conn: Connection, actions: Iterable[PushAction]) -> None:
@@ -224,16 +230,71 @@ def insert_push_actions(conn: Connection, actions: Iterable[PushAction]) -> None
         conn.execute(sa.insert(event_push_actions), rows)
 
 
-def count_unread(conn: Connection, user_id: str, room_id: str, after: int) -> tuple[int, int]:
-    """(notifications, highlights) in the room after stream position ``after``."""
+def count_unread_by_thread(
+    conn: Connection,
+    user_id: str,
+    room_id: str,
+    unthreaded: int,
+    threads: Mapping[str, int],
+    upto: int | None = None,
+) -> dict[str, tuple[int, int]]:
+    """``{thread_id: (notifications, highlights)}`` of the actions in the room after the
+    read mark of their thread (``threads[thread_id]``, else ``unthreaded``), up to ``upto``.
+
+    One grouped range read on ``(user_id, room_id, stream_ordering)``; the
+    per-thread marks are a CASE on the row's thread.
+    """
     t = event_push_actions.c
-    row = conn.execute(
+    mark: Any = sa.literal(unthreaded)
+    if threads:
+        mark = sa.case(dict(threads), value=t.thread_id, else_=unthreaded)
+    where = [t.user_id == user_id, t.room_id == room_id]
+    where.append(t.stream_ordering > unthreaded)  # every mark is at least this
+    where.append(t.stream_ordering > mark)
+    if upto is not None:
+        where.append(t.stream_ordering <= upto)
+    rows = conn.execute(
         sa.select(
+            t.thread_id,
             sa.func.count().filter(t.notify == sa.true()),
             sa.func.count().filter(t.highlight == sa.true()),
-        ).where(t.user_id == user_id, t.room_id == room_id, t.stream_ordering > after)
-    ).one()
-    return int(row[0] or 0), int(row[1] or 0)
+        )
+        .where(*where)
+        .group_by(t.thread_id)
+    ).all()
+    return {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in rows}
+
+
+def delete_push_actions_of(conn: Connection, targets: Sequence[tuple[str, str]]) -> None:
+    """Forget the push actions of redacted events (``(room_id, event_id)`` pairs)."""
+    by_room: dict[str, list[str]] = {}
+    for room_id, event_id in targets:
+        by_room.setdefault(room_id, []).append(event_id)
+    t = event_push_actions.c
+    for room_id, ids in by_room.items():
+        for start in range(0, len(ids), _CHUNK):
+            conn.execute(
+                sa.delete(event_push_actions).where(
+                    t.event_id.in_(ids[start : start + _CHUNK]), t.room_id == room_id
+                )
+            )
+
+
+def last_event_of_sender(
+    conn: Connection, room_id: str, sender: str, upto: int
+) -> StoredEvent | None:
+    """The sender's latest event in the room at or before ``upto`` (their own read mark)."""
+    row = conn.execute(
+        sa.select(events)
+        .where(
+            events.c.room_id == room_id,
+            events.c.sender == sender,
+            events.c.stream_ordering <= upto,
+        )
+        .order_by(events.c.stream_ordering.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else _row_to_event(row)
 
 
 def read_notifications(
@@ -272,6 +333,7 @@ def _action(row: sa.Row[Any]) -> PushAction:
         highlight=bool(row.highlight),
         actions=json.loads(row.actions_json),
         ts=int(row.ts),
+        thread_id=row.thread_id,
     )
 
 

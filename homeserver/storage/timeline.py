@@ -40,7 +40,10 @@ event_redactions = sa.Table(
     sa.Column("event_id", sa.Text, primary_key=True),
     sa.Column("redacts", sa.Text, nullable=False),
     sa.Column("room_id", sa.Text, nullable=False),
+    # The target's original was rewritten to its redacted form (timeline/retention.py).
+    sa.Column("purged", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("event_redactions_redacts", "redacts"),
+    sa.Index("event_redactions_purged", "purged"),
 )
 
 

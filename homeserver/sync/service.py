@@ -30,6 +30,7 @@ import trio
 from homeserver.core.canonical_json import parse_strict_json
 from homeserver.errors import MatrixError, bad_json, not_found
 from homeserver.notifier import Notifier, StreamToken
+from homeserver.push.processor import sync_counts
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore, StoredEvent
 from homeserver.storage.filters import insert_filter, read_filter
@@ -315,9 +316,18 @@ class SyncService:
                 room_filter.timeline,
                 ignored,
             )
-            nursery.start_soon(_into, parts, "counts", self._counts, user_id, room_id, upto)
+            nursery.start_soon(
+                _into,
+                parts,
+                "counts",
+                self._counts,
+                user_id,
+                room_id,
+                upto,
+                room_filter.timeline.unread_thread_notifications,
+            )
         timeline: Timeline = parts["timeline"]
-        summary, heroes, unread, highlights = parts["counts"]
+        summary, heroes, unread, highlights, threads = parts["counts"]
         state = await self.rooms.state_section(
             user_id,
             room_id,
@@ -357,6 +367,16 @@ class SyncService:
                 "notification_count": unread,
                 "highlight_count": highlights,
             },
+            **(
+                {
+                    "unread_thread_notifications": {
+                        root: {"notification_count": n, "highlight_count": h}
+                        for root, (n, h) in threads.items()
+                    }
+                }
+                if threads
+                else {}
+            ),
         }
 
     async def _serialize(
@@ -375,12 +395,14 @@ class SyncService:
         return await self.client_events.serialize(events, with_prev_content=False)
 
     async def _counts(
-        self, user_id: str, room_id: str, upto: StreamToken
-    ) -> tuple[dict[str, Any], list[str], int, int]:
-        """Summary, heroes, unread and highlight counts (after the user's read receipt, if any).
+        self, user_id: str, room_id: str, upto: StreamToken, per_thread: bool
+    ) -> tuple[dict[str, Any], list[str], int, int, dict[str, tuple[int, int]]]:
+        """Summary, heroes, unread and highlight counts (after the user's read receipts),
+        and the per-thread counts when the filter asks for ``unread_thread_notifications``.
 
-        With a push source, the counts are those of the user's push rules;
-        without one, every message after the receipt counts and none highlights.
+        With a push source, the counts are those of the user's push rules
+        (``push.processor.sync_counts``); without one, every message after the
+        receipt counts and none highlights.
         """
         read_up_to = 0
         receipts = self.sources.receipts
@@ -391,9 +413,10 @@ class SyncService:
             user_id, room_id, read_up_to, upto.events
         )
         if self.sources.push is None:
-            return summary, heroes, unread, 0
-        counts = await self.sources.push.counts(user_id, room_id, read_up_to, upto.events)
-        return summary, heroes, counts[0], counts[1]
+            return summary, heroes, unread, 0, {}
+        by_thread = await self.sources.push.thread_counts(user_id, room_id, upto.events)
+        (notifications, highlights), threads = sync_counts(by_thread, per_thread)
+        return summary, heroes, notifications, highlights, threads
 
     async def _ignored(self, user_id: str) -> frozenset[str]:
         source = self.sources.account_data

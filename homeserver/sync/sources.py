@@ -73,9 +73,9 @@ class E2ESource(Protocol):
 class PushCountSource(Protocol):
     """Notification counts from push rules (``homeserver/push/processor.py``)."""
 
-    async def counts(
-        self, user_id: str, room_id: str, read_up_to: int, upto: int | None = None
-    ) -> tuple[int, int]: ...
+    async def thread_counts(
+        self, user_id: str, room_id: str, upto: int | None = None
+    ) -> dict[str, tuple[int, int]]: ...
 
 
 @attrs.define

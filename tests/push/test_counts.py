@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
+import pytest
+import trio
 from plait_fixtures import RegisterUser, RunningServer
 from room_http_helpers import V3, assert_error, auth, create_room, join, send, sync
 
@@ -140,3 +143,150 @@ async def test_invite_notifies_invitee(
     assert [(e["type"], e["state_key"], e["room_id"]) for e in events] == [
         ("m.room.member", bob["user_id"], room_id)
     ]
+
+
+async def test_redacted_event_stops_counting(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await register_user(client, "alice")
+    bob = await register_user(client, "bob")
+    room_id = await create_room(client, alice, preset="public_chat")
+    await join(client, bob, room_id)
+    plain = await send(client, alice, room_id, "morning")
+    mention = await send(client, alice, room_id, "hey bob, look")
+    assert counts(await sync(client, bob), room_id) == {
+        "notification_count": 2,
+        "highlight_count": 1,
+    }
+    r = await client.put(f"{V3}/rooms/{room_id}/redact/{mention}/x1", headers=auth(alice), json={})
+    assert r.status_code == 200, r.text
+    # The redaction itself never notifies; its target no longer counts.
+    assert counts(await sync(client, bob), room_id) == {
+        "notification_count": 1,
+        "highlight_count": 0,
+    }
+    page = await client.get(f"{V3}/notifications", headers=auth(bob))
+    assert [n["event"]["event_id"] for n in page.json()["notifications"]] == [plain]
+
+
+async def test_counts_use_the_state_at_the_event(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    register_user: RegisterUser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Bob is renamed after a message naming him, before the processor reaches it:
+    the message is judged by the name he had when it was sent."""
+    alice = await register_user(client, "alice")
+    bob = await register_user(client, "bob")
+    room_id = await create_room(client, alice, preset="public_chat")
+    await join(client, bob, room_id)
+    await set_displayname(client, bob, "Captain Robert")
+    hs = server.hs
+    assert await hs.push.wait_for(hs.notifier.current_token().events)
+    gate = trio.Event()
+    step = hs.push.step
+
+    async def gated() -> bool:
+        await gate.wait()
+        return await step()
+
+    monkeypatch.setattr(hs.push, "step", gated)
+    await send(client, alice, room_id, "captain robert, are you there?")
+    await set_displayname(client, bob, "Major Tom")
+    await send(client, alice, room_id, "major tom?")
+    gate.set()
+    assert await hs.push.wait_for(hs.notifier.current_token().events)
+    page = await client.get(f"{V3}/notifications", headers=auth(bob))
+    bodies = [
+        (n["event"]["content"].get("body"), {"set_tweak": "highlight"} in n["actions"])
+        for n in page.json()["notifications"]
+        if n["event"]["type"] == "m.room.message"
+    ]
+    assert bodies == [("major tom?", True), ("captain robert, are you there?", True)]
+
+
+async def set_displayname(client: httpx.AsyncClient, user: dict[str, Any], name: str) -> None:
+    r = await client.put(
+        f"{V3}/profile/{user['user_id']}/displayname",
+        headers=auth(user),
+        json={"displayname": name},
+    )
+    assert r.status_code == 200, r.text
+
+
+THREAD_FILTER = json.dumps({"room": {"timeline": {"unread_thread_notifications": True}}})
+
+
+async def thread_sync(client: httpx.AsyncClient, user: dict[str, Any]) -> dict[str, Any]:
+    r = await client.get(
+        f"{V3}/sync", headers=auth(user), params={"timeout": "0", "filter": THREAD_FILTER}
+    )
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def threaded_receipt(
+    client: httpx.AsyncClient, user: dict[str, Any], room_id: str, event_id: str, thread: str
+) -> httpx.Response:
+    return await client.post(
+        f"{V3}/rooms/{room_id}/receipt/m.read/{event_id}",
+        headers=auth(user),
+        json={"thread_id": thread},
+    )
+
+
+async def test_thread_counts_and_threaded_receipts(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await register_user(client, "alice")
+    bob = await register_user(client, "bob")
+    room_id = await create_room(client, alice, preset="public_chat")
+    await join(client, bob, room_id)
+    root = await send(client, alice, room_id, "root")
+    in_thread = {"m.relates_to": {"rel_type": "m.thread", "event_id": root}}
+    reply = await send(client, alice, room_id, "in the thread, bob", **in_thread)
+    main = await send(client, alice, room_id, "main again")
+
+    def room_of(body: dict[str, Any]) -> dict[str, Any]:
+        found: dict[str, Any] = body["rooms"]["join"][room_id]
+        return found
+
+    def n(count: int, highlight: int = 0) -> dict[str, int]:
+        return {"notification_count": count, "highlight_count": highlight}
+
+    # Without the filter switch: every thread counts in the room, no per-thread map.
+    plain = room_of(await sync(client, bob))
+    assert plain["unread_notifications"] == n(3, 1)
+    assert "unread_thread_notifications" not in plain
+    # With it: the main timeline in unread_notifications, each thread by its root.
+    split = room_of(await thread_sync(client, bob))
+    assert split["unread_notifications"] == n(2)
+    assert split["unread_thread_notifications"] == {root: n(1, 1)}
+    # A receipt in the thread clears only the thread.
+    r = await threaded_receipt(client, bob, room_id, reply, root)
+    assert r.status_code == 200, r.text
+    split = room_of(await thread_sync(client, bob))
+    assert split["unread_notifications"] == n(2)
+    assert "unread_thread_notifications" not in split
+    assert room_of(await sync(client, bob))["unread_notifications"] == n(2)
+    # A main-timeline receipt clears the main timeline only.
+    reply2 = await send(client, alice, room_id, "more", **in_thread)
+    r = await threaded_receipt(client, bob, room_id, main, "main")
+    assert r.status_code == 200, r.text
+    split = room_of(await thread_sync(client, bob))
+    assert split["unread_notifications"] == n(0)
+    assert split["unread_thread_notifications"] == {root: n(1)}
+    page = await client.get(f"{V3}/notifications", headers=auth(bob))
+    read = {x["event"]["event_id"]: x["read"] for x in page.json()["notifications"]}
+    assert read == {root: True, reply: True, main: True, reply2: False}
+    # A receipt naming the wrong thread is refused.
+    assert_error(
+        await threaded_receipt(client, bob, room_id, reply2, "main"), 400, "M_INVALID_PARAM"
+    )
+    # An unthreaded receipt reads every thread up to its event.
+    await receipt(client, bob, room_id, reply2)
+    split = room_of(await thread_sync(client, bob))
+    assert split["unread_notifications"] == n(0)
+    assert "unread_thread_notifications" not in split

@@ -341,3 +341,10 @@ def test_evaluation_never_raises(
     )
     result = evaluate(RULES, event, context)
     assert isinstance(result.notify, bool) and isinstance(result.highlight, bool)
+
+
+def test_table_covers_every_default_rule() -> None:
+    """Each default rule (but the disabled master, tested above) wins at least one row."""
+    expected = {row[3] for row in TABLE}
+    every = {rule["rule_id"] for kind in RULES.values() for rule in kind}
+    assert every - expected == {".m.rule.master"}

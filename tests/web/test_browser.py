@@ -2,8 +2,10 @@
 
 ``web/tests/browser.mjs`` drives Debian's chromium through playwright-core: two
 people register, create and join a room, chat both ways, see each other type,
-one goes offline and comes back with every message; screenshots at 360 px and
-1280 px land in ``tests/web/artifacts/``. ``make test`` builds the client and
+one goes offline and comes back with every message, react, edit, share an image
+and a file, search (one room at 1280 px, all rooms at 360 px) and reply in a
+thread; any console error fails it. Screenshots at 360 px and 1280 px land in
+``tests/web/artifacts/``. ``make test`` builds the client and
 installs chromium first; run alone without them, this test is skipped.
 """
 
@@ -116,5 +118,14 @@ def test_two_people_chat_in_the_browser(server_url: str) -> None:
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"browser test timed out:\n{e.stdout!r}\n{e.stderr!r}")
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ("alice-1280.png", "bob-360.png", "alice-360.png"):
+    for name in (
+        "alice-1280.png",
+        "bob-360.png",
+        "alice-360.png",
+        "alice-1280-search.png",
+        "bob-360-search.png",
+        "alice-1280-thread.png",
+        "bob-360-thread.png",
+        "bob-360-file.png",
+    ):
         assert (ARTIFACTS / name).is_file(), name

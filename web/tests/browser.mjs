@@ -3,7 +3,7 @@
 //   node tests/browser.mjs BASE_URL ARTIFACT_DIR
 // Exits non-zero with a message on the first failed expectation.
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { crc32, deflateSync } from "node:zlib";
 
@@ -62,6 +62,8 @@ function watch(page, who) {
     const url = msg.location()?.url ?? "";
     // Expected: the first /register answers 401 with the UIA flows.
     if (/status of 401/.test(text) && url.includes("/register")) return;
+    // Expected while the server does not serve thread /relations yet (the panel copes).
+    if (/status of 404/.test(text) && url.includes("/relations/")) return;
     // Expected while the context is offline.
     if (offlinePhase && /ERR_INTERNET_DISCONNECTED|ERR_NETWORK_CHANGED|Failed to fetch/.test(text)) return;
     errors.push(`${who}: console error: ${text} (${url})`);
@@ -90,7 +92,7 @@ async function messageAction(msg, title) {
     await msg.scrollIntoViewIfNeeded();
     await msg.hover();
     try {
-      await msg.getByTitle(title).click({ timeout: 3000 });
+      await msg.getByTitle(title, { exact: true }).click({ timeout: 3000 });
       return;
     } catch (e) {
       if (attempt >= 5) throw e;
@@ -225,6 +227,79 @@ try {
     const img = document.querySelector('.msg .image img[alt="gradient.png"]');
     return img instanceof HTMLImageElement && img.complete && img.naturalWidth > 0;
   });
+
+  step("full image behind the thumbnail");
+  await b.locator(".msg", { has: b.locator('.image img[alt="gradient.png"]') }).getByRole("button", { name: "Full image" }).click();
+  await b.waitForFunction(() => {
+    const img = document.querySelector('[data-testid="full-image"]');
+    return img instanceof HTMLImageElement && img.complete && img.naturalWidth === 96;
+  });
+  await b.getByRole("dialog").getByRole("button", { name: "Close" }).click();
+
+  step("alice types, bob sees it at 360 px");
+  await a.getByRole("textbox", { name: "Message" }).fill("one mo");
+  await b.getByTestId("typing").filter({ hasText: /is typing/ }).waitFor();
+  await send(a, `kettle${suffix} whistles`);
+  await message(b, `kettle${suffix} whistles`).waitFor();
+  await b.getByTestId("typing").filter({ hasText: /^$/ }).waitFor();
+
+  step("bob attaches a file at 360 px, alice downloads it at 1280 px");
+  const fileText = `notes for the tea party ${suffix}\n`;
+  await b.getByTestId("file-input").setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from(fileText) });
+  const fileRow = a.getByTestId("file").filter({ hasText: "notes.txt" });
+  await fileRow.getByRole("button", { name: "Download notes.txt" }).waitFor();
+  const [download] = await Promise.all([a.waitForEvent("download"), fileRow.getByRole("button", { name: "Download notes.txt" }).click()]);
+  if (download.suggestedFilename() !== "notes.txt") throw new Error(`downloaded as ${download.suggestedFilename()}`);
+  const got = readFileSync(await download.path(), "utf8");
+  if (got !== fileText) throw new Error(`downloaded file differs: ${JSON.stringify(got)}`);
+  await b.screenshot({ path: join(artifacts, "bob-360-file.png") });
+
+  step("alice searches the room at 1280 px and jumps to a result");
+  await a.getByRole("button", { name: "Search this room" }).click();
+  await a.getByRole("searchbox", { name: "Search messages" }).fill("ready");
+  await a.getByRole("searchbox", { name: "Search messages" }).press("Enter");
+  const hit = a.locator(".search-hit", { hasText: "hi alice" });
+  await hit.locator("mark", { hasText: /^ready$/ }).waitFor();
+  await hit.click();
+  await a.locator(".timeline .msg.focused", { hasText: "hi alice" }).waitFor();
+  await a.screenshot({ path: join(artifacts, "alice-1280-search.png") });
+  await a.getByRole("button", { name: "Close search" }).click();
+
+  step("bob searches all rooms at 360 px and jumps to a result");
+  await b.getByRole("button", { name: "Back to rooms" }).click();
+  await b.getByRole("button", { name: "Search", exact: true }).click();
+  await b.getByRole("searchbox", { name: "Search messages" }).fill(`kettle${suffix}`);
+  await b.getByRole("button", { name: "Search", exact: true }).last().click();
+  const bobHit = b.locator(".search-hit", { hasText: "whistles" });
+  await bobHit.locator("mark", { hasText: `kettle${suffix}` }).waitFor();
+  await bobHit.locator(".hit-room", { hasText: roomName }).waitFor();
+  await b.screenshot({ path: join(artifacts, "bob-360-search.png") });
+  await bobHit.click();
+  await b.getByRole("heading", { name: roomName }).waitFor();
+  await b.locator(".timeline .msg.focused", { hasText: "whistles" }).waitFor();
+
+  step("a thread: alice replies in a side panel, bob reads and answers on his own screen");
+  await messageAction(a.locator(".timeline .msg", { hasText: "hi alice" }).first(), "Reply in thread");
+  const aThread = a.getByRole("log", { name: "Thread messages" });
+  await aThread.locator(".msg", { hasText: "hi alice" }).waitFor();
+  await a.getByRole("textbox", { name: "Reply in thread" }).fill(`green or black ${suffix}?`);
+  await a.getByRole("textbox", { name: "Reply in thread" }).press("Enter");
+  await aThread.locator('.msg[data-status="sent"], .msg[data-status="remote"]', { hasText: `green or black ${suffix}?` }).waitFor();
+  const summary = b.locator(".timeline .msg", { hasText: "hi alice" }).getByRole("button", { name: "1 reply in thread" });
+  await summary.click();
+  const bThread = b.getByRole("log", { name: "Thread messages" });
+  await bThread.locator(".msg", { hasText: `green or black ${suffix}?` }).waitFor();
+  await b.getByRole("textbox", { name: "Reply in thread" }).fill("green, always");
+  await b.getByRole("textbox", { name: "Reply in thread" }).press("Enter");
+  await aThread.locator(".msg", { hasText: "green, always" }).waitFor();
+  await a.locator(".timeline .msg", { hasText: "hi alice" }).getByRole("button", { name: "2 replies in thread" }).waitFor();
+  if ((await a.locator(".timeline .msg .body", { hasText: "green, always" }).count()) !== 0) throw new Error("thread reply in the main timeline");
+  await a.screenshot({ path: join(artifacts, "alice-1280-thread.png") });
+  await b.screenshot({ path: join(artifacts, "bob-360-thread.png") });
+  await b.getByRole("button", { name: "Close thread" }).click();
+  await b.getByRole("heading", { name: roomName }).waitFor();
+  if ((await b.locator(".timeline .msg .body", { hasText: "green, always" }).count()) !== 0) throw new Error("thread reply in bob's main timeline");
+  await a.getByRole("button", { name: "Close thread" }).click();
 
   step("a direct message: invite, accept, listed under People, unread badge");
   const bobId = (await b.locator(".me-name small").textContent())?.trim();

@@ -44,7 +44,10 @@ export function RoomView({ roomId }: { roomId: string }) {
           {room.topic && <p className="topic">{room.topic}</p>}
         </div>
         <button className="icon" title="Search this room" aria-label="Search this room" onClick={() => usePanels.getState().openSearch(roomId)}>
-          🔍
+          <svg width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden="true">
+            <circle cx="11" cy="11" r="7" />
+            <path d="M20 20l-4-4" />
+          </svg>
         </button>
         <button onClick={() => setInviting(true)}>Invite</button>
         <button onClick={() => void leave()}>Leave</button>
@@ -191,7 +194,9 @@ function Composer({ room }: { room: Room }) {
           }}
         />
         <button className="icon" title="Attach a file" aria-label="Attach a file" onClick={() => anyFile.current?.click()}>
-          📎
+          <svg width="20" height="20" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden="true">
+            <path d="M21 12l-8.5 8.5a5 5 0 0 1-7-7L14 5a3.5 3.5 0 0 1 5 5l-8.5 8.5a2 2 0 0 1-3-3L15 8" />
+          </svg>
         </button>
         <input
           ref={anyFile}

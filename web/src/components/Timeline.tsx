@@ -296,7 +296,10 @@ export function Message({
           )}
           {!inThread && !isThreadReply(ev) && (
             <button title="Reply in thread" onClick={() => usePanels.getState().openThread(room.roomId, ev.event_id)}>
-              🧵
+              <svg width="16" height="16" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden="true">
+                <path d="M4 5h16v11H9l-5 4z" />
+                <path d="M8 9h8M8 12h5" />
+              </svg>
             </button>
           )}
           {mine && !inThread && v.content["msgtype"] === "m.text" && (
