@@ -137,8 +137,6 @@ class WebSocketConfig:
     queue_frames: int = 64
     queue_bytes: int = 8 * 1024 * 1024
     send_timeout_s: float = 30.0
-    # How long one server-side /sync wait lasts before it is renewed.
-    sync_timeout_ms: int = 30_000
 
 
 @attrs.define

@@ -53,7 +53,7 @@ from homeserver.sync.service import SyncService
 from homeserver.sync.sources import SyncSources
 from homeserver.timeline.service import MessageService
 from homeserver.typing import TypingService
-from homeserver.ws import WebSocketHub
+from homeserver.ws import SyncStreams, WebSocketHub
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +226,14 @@ class HomeServer:
 
         # WebSocket sync sessions (client_api/ws.py) report their queues here.
         self.websockets = WebSocketHub()
+        # Their /sync streams: an idle one is a notifier wait, no reads, no timer.
+        self.ws_streams = SyncStreams(
+            database,
+            self.notifier,
+            self.sync,
+            self.presence,
+            presence_keepalive_s=max(30.0, config.presence.offline_after_s / 3),
+        )
 
     def _events_head(self) -> int:
         return self.notifier.current_token().events

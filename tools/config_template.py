@@ -138,8 +138,6 @@ max_frame_bytes = 65536
 queue_frames = 64
 queue_bytes = 8388608
 send_timeout_s = 30.0
-# Milliseconds one server-side /sync wait lasts before it is renewed.
-sync_timeout_ms = 30000
 """
 
 

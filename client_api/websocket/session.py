@@ -23,7 +23,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import attrs
 import trio
 import trio_websocket
 
@@ -352,7 +351,6 @@ class Session:
             user_id=requester.user_id,
             device_id=requester.device_id,
             since=since,
-            timeout_ms=self.config.sync_timeout_ms,
             full_state=full_state,
             filter=sync_filter,
             set_presence=set_presence,
@@ -365,24 +363,14 @@ class Session:
         return {}
 
     async def _stream(self, request: SyncRequest, since: str | None, subscribe_id: Any) -> None:
-        """Long-poll /sync on the client's behalf, pushing each answer that moves the token."""
-        while True:
-            try:
-                body = await self.hs.sync.sync(request)
-            except MatrixError as e:
-                self.subscribed = False
-                self.push(error_frame(e, subscribe_id))
-                return
-            next_batch = body["next_batch"]
-            if since is None or next_batch != since:
-                self.push({"type": "sync", "body": body})
-            since = next_batch
-            request = attrs.evolve(
-                request,
-                since=parse_since(next_batch),
-                full_state=False,
-                timeout_ms=self.config.sync_timeout_ms,
+        """Push each /sync answer that moves the token; idle, it is a notifier wait."""
+        try:
+            await self.hs.ws_streams.run(
+                request, since, lambda body: self.push({"type": "sync", "body": body})
             )
+        except MatrixError as e:
+            self.subscribed = False
+            self.push(error_frame(e, subscribe_id))
 
 
 async def serve_websocket(

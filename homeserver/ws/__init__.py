@@ -8,5 +8,14 @@ can see that no connection buffers without limit.
 from __future__ import annotations
 
 from homeserver.ws.outbox import Outbox, OutboxFull, WebSocketHub, WebSocketStatistics
+from homeserver.ws.stream import StreamStatistics, SyncStreams, membership_changed
 
-__all__ = ["Outbox", "OutboxFull", "WebSocketHub", "WebSocketStatistics"]
+__all__ = [
+    "Outbox",
+    "OutboxFull",
+    "StreamStatistics",
+    "SyncStreams",
+    "WebSocketHub",
+    "WebSocketStatistics",
+    "membership_changed",
+]
