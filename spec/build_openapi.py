@@ -1462,6 +1462,8 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
             "not Matrix: Plait's reference web client",
             auth=False,
             raw_ok="A file of the web client",
+            # index.html, scripts, styles, images: whatever type the file has.
+            raw_ok_type="*/*",
             errors=(404,),
             r0=False,
             note="`{path}` spans any number of segments. Paths under /_matrix/, /.well-known/, /_synapse/ "
@@ -1546,6 +1548,7 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
                 "GET /_matrix/client/v1/media/download/{serverName}/{mediaId}"
                 + ("/{fileName}" if "{" in suffix else ""),
                 raw_ok="The content; 206 with a Range header",
+                raw_ok_type="*/*",  # the type it was uploaded with
                 errors=(404, 416, 504),
                 query={"timeout_ms": INT},
                 r0=False,
@@ -1560,6 +1563,7 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
             "Thumbnail",
             "GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}",
             raw_ok="The thumbnail image",
+            raw_ok_type="image/*",  # image/png, image/jpeg or (animated) image/webp
             errors=(404, 413, 504),
             query={
                 "width": {"type": "integer", "required": True},
@@ -1578,9 +1582,10 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
             "URL preview",
             "GET /_matrix/client/v1/media/preview_url",
             ok=OBJ,
-            errors=(403, 502, 504),
+            errors=(403, 404, 502, 504),
             query={"url": string_param(required=True), "ts": INT},
             r0=False,
+            note="404 M_UNRECOGNIZED while `media.url_preview_enabled` is off (the default).",
         ),
     ),
     (
@@ -1605,6 +1610,7 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
                 "GET /_matrix/media/v3/download/{serverName}/{mediaId}",
                 auth=False,
                 raw_ok="The content",
+                raw_ok_type="*/*",  # the type it was uploaded with
                 errors=(404, 416, 504),
                 r0=False,
                 note="404 M_NOT_FOUND unless `media.enable_legacy_unauthenticated` is on.",
@@ -1620,6 +1626,7 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
             "GET /_matrix/media/v3/thumbnail/{serverName}/{mediaId}",
             auth=False,
             raw_ok="The thumbnail",
+            raw_ok_type="image/*",  # image/png, image/jpeg or (animated) image/webp
             errors=(404, 413, 504),
             r0=False,
             note="404 M_NOT_FOUND unless `media.enable_legacy_unauthenticated` is on.",
@@ -1632,9 +1639,10 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
             "URL preview (deprecated path, still authenticated)",
             "GET /_matrix/media/v3/preview_url",
             ok=OBJ,
-            errors=(403, 502, 504),
+            errors=(403, 404, 502, 504),
             query={"url": string_param(required=True)},
             r0=False,
+            note="404 M_UNRECOGNIZED while `media.url_preview_enabled` is off (the default).",
         ),
     ),
     # push rules (changes), pushers, notifications, search (push_search.md)
