@@ -152,6 +152,9 @@ class Config:
     public_baseurl: str = ""
     default_room_version: str = "10"
     log_level: str = "INFO"
+    # Seconds a redacted event's original content is kept (for moderation) before
+    # it is rewritten to its redacted form; 0 purges at once.
+    redaction_retention_s: int = 7 * 24 * 3600
     http: HttpConfig = attrs.field(factory=HttpConfig)
     tls: TlsConfig = attrs.field(factory=TlsConfig)
     auth: AuthConfig = attrs.field(factory=AuthConfig)
@@ -335,6 +338,8 @@ def validate(config: Config) -> None:
         raise ConfigError("presence.idle_after_s: must be positive and at most offline_after_s")
     if not 1 <= config.push.max_attempts <= 20 or not 0 < config.push.retry_initial_s <= 60:
         raise ConfigError("push: max_attempts 1 to 20, retry_initial_s above 0 and at most 60")
+    if not 0 <= config.redaction_retention_s <= 10 * 365 * 24 * 3600:
+        raise ConfigError("redaction_retention_s: 0 to 10 years in seconds")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log_level: one of DEBUG, INFO, WARNING, ERROR")
 

@@ -51,6 +51,7 @@ from homeserver.storage.events import EventStore, StoredEvent
 from homeserver.storage.migrate import upgrade_engine
 from homeserver.sync.service import SyncService
 from homeserver.sync.sources import SyncSources
+from homeserver.timeline.retention import RedactionPurger
 from homeserver.timeline.service import MessageService
 from homeserver.typing import TypingService
 from homeserver.ws import SyncStreams, WebSocketHub
@@ -222,6 +223,11 @@ class HomeServer:
             database, self.event_store, self.messages.client_events, self._events_head
         )
         self.events.add_new_event_hook(self.search.indexer.on_new_event)
+        # Redacted originals are purged after the retention period (timeline/retention.py).
+        self.redaction_purger = RedactionPurger(
+            database, self.event_store, config.redaction_retention_s, self.clock.time
+        )
+        self.events.add_new_event_hook(self.redaction_purger.on_new_event)
         self.sync.sources.push = self.push
 
         # WebSocket sync sessions (client_api/ws.py) report their queues here.
@@ -293,6 +299,7 @@ class HomeServer:
             await nursery.start(self.push.run)
             await nursery.start(self.pushers.run)
             await nursery.start(self.search.indexer.run)
+            await nursery.start(self.redaction_purger.run)
             task_status.started()
 
     async def aclose(self) -> None:

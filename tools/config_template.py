@@ -40,6 +40,10 @@ default_room_version = "10"
 # DEBUG, INFO, WARNING or ERROR.
 log_level = "INFO"
 
+# Seconds a redacted event's original content is kept for moderation before
+# it is purged (rewritten to its redacted form). Default 7 days; 0: at once.
+redaction_retention_s = 604800
+
 [http]
 # Largest JSON request body in bytes (413 M_TOO_LARGE beyond it).
 max_json_body = 1048576

@@ -131,6 +131,23 @@ def delete_entry(conn: Connection, event_id: str) -> bool:
     return True
 
 
+def delete_entries(conn: Connection, event_ids: Sequence[str]) -> None:
+    """Forget the text of these events (batch form of :func:`delete_entry`)."""
+    ids = list(dict.fromkeys(event_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        if _sqlite(conn):
+            found = conn.execute(
+                sa.select(search_entries.c.stream_ordering).where(
+                    search_entries.c.event_id.in_(chunk)
+                )
+            ).scalars()
+            rowids = [{"r": int(r)} for r in found]
+            if rowids:
+                conn.execute(sa.text("DELETE FROM search_fts WHERE rowid = :r"), rowids)
+        conn.execute(sa.delete(search_entries).where(search_entries.c.event_id.in_(chunk)))
+
+
 def _like(pattern: str) -> str:
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.replace("*", "%")
