@@ -277,6 +277,11 @@ try {
   await bobHit.click();
   await b.getByRole("heading", { name: roomName }).waitFor();
   await b.locator(".timeline .msg.focused", { hasText: "whistles" }).waitFor();
+  await b.getByRole("button", { name: "Back to rooms" }).click(); // back to the results, then the list
+  await bobHit.waitFor();
+  await b.getByRole("button", { name: "Close search" }).click();
+  await b.getByRole("button", { name: roomName }).click();
+  await b.getByRole("heading", { name: roomName }).waitFor();
 
   step("a thread: alice replies in a side panel, bob reads and answers on his own screen");
   await messageAction(a.locator(".timeline .msg", { hasText: "hi alice" }).first(), "Reply in thread");

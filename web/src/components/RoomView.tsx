@@ -10,7 +10,9 @@ export function RoomView({ roomId }: { roomId: string }) {
   const room = useStore((s) => s.rooms[roomId]);
   const me = useStore((s) => s.session?.userId ?? "");
   const [inviting, setInviting] = useState(false);
-  const back = () => useStore.getState().openRoom(undefined);
+  const back = () => {
+    if (!usePanels.getState().backFromRoom()) useStore.getState().openRoom(undefined);
+  };
   if (!room) {
     return (
       <section className="room">
@@ -43,7 +45,7 @@ export function RoomView({ roomId }: { roomId: string }) {
           <h1>{name}</h1>
           {room.topic && <p className="topic">{room.topic}</p>}
         </div>
-        <button className="icon" title="Search this room" aria-label="Search this room" onClick={() => usePanels.getState().openSearch(roomId)}>
+        <button className="icon" title="Search this room" aria-label="Search this room" onClick={() => usePanels.getState().openSearch(roomId, "room")}>
           <svg width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden="true">
             <circle cx="11" cy="11" r="7" />
             <path d="M20 20l-4-4" />

@@ -7,7 +7,7 @@ import { displayName, roomName } from "../matrix/rooms";
 import { eventContext, highlightSegments, search, termWords, type EventContext, type SearchHit } from "../matrix/search";
 import { threadRootOf } from "../matrix/threads";
 import type { MatrixEvent, Room } from "../matrix/types";
-import { usePanels } from "../panels";
+import { usePanels, type SearchState } from "../panels";
 import { getClient, useStore } from "../store";
 
 export function Highlighted({ text, words }: { text: string; words: string[] }) {
@@ -16,10 +16,6 @@ export function Highlighted({ text, words }: { text: string; words: string[] }) 
       {highlightSegments(text, words).map((s, i) => (s.hit ? <mark key={i}>{s.text}</mark> : <span key={i}>{s.text}</span>))}
     </>
   );
-}
-
-export function isNarrow(): boolean {
-  return globalThis.matchMedia?.("(max-width: 700px)").matches ?? false;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -53,12 +49,13 @@ export function SearchPanel() {
 
   async function run(more: boolean) {
     const client = getClient();
-    const q = more ? s.term : term.trim();
+    const cur0: SearchState = usePanels.getState().search;
+    const q = more ? cur0.term : term.trim();
     if (!client || !q) return;
     const { setSearch } = usePanels.getState();
     setSearch({ busy: true, error: undefined, ...(more ? {} : { term: q, hits: [], nextBatch: undefined, count: undefined, done: false }) });
     try {
-      const page = await search(client.http, q, s.roomId, more ? s.nextBatch : undefined);
+      const page = await search(client.http, q, cur0.roomId, more ? cur0.nextBatch : undefined);
       const cur = usePanels.getState().search;
       setSearch({
         busy: false,
@@ -95,7 +92,7 @@ export function SearchPanel() {
       return;
     }
     if (await reach(hit.roomId, hit.targetId)) {
-      if (isNarrow()) panels.close();
+      panels.leftForResult();
       panels.focusEvent(hit.roomId, hit.targetId);
     } else {
       await showContext(hit);
@@ -115,7 +112,7 @@ export function SearchPanel() {
   return (
     <aside className="side-panel search-panel" aria-label="Search">
       <header className="panel-header">
-        <button className="icon" aria-label="Close search" title="Close search" onClick={() => usePanels.getState().close()}>
+        <button className="icon" aria-label="Close search" title="Close search" onClick={() => usePanels.getState().closeSearch()}>
           ←
         </button>
         <h2>Search</h2>
@@ -141,12 +138,24 @@ export function SearchPanel() {
             name="scope"
             checked={s.roomId !== undefined}
             disabled={!currentRoomId}
-            onChange={() => currentRoomId && usePanels.getState().openSearch(currentRoomId)}
+            onChange={() => {
+              if (!currentRoomId) return;
+              usePanels.getState().openSearch(currentRoomId);
+              if (term.trim()) void run(false);
+            }}
           />
           {scopeRoom ? roomName(scopeRoom, me) : "This room"}
         </label>
         <label className="check">
-          <input type="radio" name="scope" checked={s.roomId === undefined} onChange={() => usePanels.getState().openSearch(undefined)} />
+          <input
+            type="radio"
+            name="scope"
+            checked={s.roomId === undefined}
+            onChange={() => {
+              usePanels.getState().openSearch(undefined);
+              if (term.trim()) void run(false);
+            }}
+          />
           All rooms
         </label>
       </div>

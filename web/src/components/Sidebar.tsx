@@ -53,7 +53,7 @@ export function Sidebar() {
         <button onClick={() => setDialog("create")}>New room</button>
         <button onClick={() => setDialog("directory")}>Browse</button>
         <button onClick={() => setDialog("dm")}>New DM</button>
-        <button onClick={() => usePanels.getState().openSearch(undefined)}>Search</button>
+        <button onClick={() => usePanels.getState().openSearch(undefined, "list")}>Search</button>
       </div>
       <div className="room-lists">
         {invites.length > 0 && (

@@ -12,7 +12,7 @@ import { SearchPanel } from "./SearchPanel";
 const ME = "@me:s";
 afterEach(() => {
   cleanup();
-  act(() => usePanels.setState({ panel: null, search: emptySearch, focus: undefined }));
+  act(() => usePanels.setState({ panel: null, search: emptySearch, focus: undefined, fromResults: false, searchFrom: "room" }));
 });
 
 let n = 0;
@@ -83,6 +83,32 @@ describe("SearchPanel", () => {
     expect(document.querySelector(".app")!.classList.contains("has-panel")).toBe(true);
     fireEvent.click(screen.getByRole("button", { name: "Close search" }));
     expect(screen.queryByRole("searchbox")).toBeNull();
+  });
+});
+
+describe("narrow screens", () => {
+  it("search from the room list closes back to it; a result's room goes back to the results", () => {
+    const saved = globalThis.matchMedia;
+    globalThis.matchMedia = ((q: string) => ({ matches: q.includes("max-width"), media: q })) as unknown as typeof matchMedia;
+    try {
+      ready([room("!r:s", [ev()], { name: "Tea" })], "!r:s");
+      const p = usePanels.getState();
+      p.openSearch(undefined, "list");
+      p.leftForResult();
+      expect(usePanels.getState().panel).toBeNull();
+      expect(usePanels.getState().backFromRoom()).toBe(true);
+      expect(usePanels.getState().panel).toEqual({ kind: "search" });
+      expect(usePanels.getState().backFromRoom()).toBe(false);
+      usePanels.getState().closeSearch();
+      expect(useStore.getState().currentRoomId).toBeUndefined();
+      // Opened from a room's header, closing keeps the room.
+      act(() => useStore.getState().openRoom("!r:s"));
+      usePanels.getState().openSearch("!r:s", "room");
+      usePanels.getState().closeSearch();
+      expect(useStore.getState().currentRoomId).toBe("!r:s");
+    } finally {
+      globalThis.matchMedia = saved;
+    }
   });
 });
 
