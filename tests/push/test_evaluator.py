@@ -348,3 +348,31 @@ def test_table_covers_every_default_rule() -> None:
     expected = {row[3] for row in TABLE}
     every = {rule["rule_id"] for kind in RULES.values() for rule in kind}
     assert every - expected == {".m.rule.master"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    event=st.dictionaries(
+        st.sampled_from(["type", "sender", "state_key", "room_id", "content", "unsigned"])
+        | st.text(max_size=6),
+        json_values,
+        max_size=6,
+    ),
+    content=json_values,
+    name=st.none() | st.text(max_size=20),
+    levels=json_values,
+)
+def test_evaluation_never_raises_on_any_event(
+    event: dict[str, Any], content: Any, name: str | None, levels: Any
+) -> None:
+    """Any JSON at all where the event and its content should be (content need not be
+    an object), any display name, any power levels."""
+    event = {**event, "content": content}
+    context = PushContext(
+        user_id=ME,
+        display_name=name,
+        room_member_count=2,
+        power_levels=levels if isinstance(levels, dict) else None,
+    )
+    result = evaluate(RULES, event, context)
+    assert isinstance(result.notify, bool) and isinstance(result.highlight, bool)
