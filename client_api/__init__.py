@@ -22,6 +22,7 @@ from client_api import (
     push,
     receipts,
     register,
+    relations,
     room_keys,
     rooms,
     search,
@@ -46,7 +47,7 @@ def build_router(hs: HomeServer) -> Router:
         module.add_routes(router, hs)
     for module in (typing, receipts, presence, starter):
         module.add_routes(router, hs)
-    for module in (messages, filters, sync):
+    for module in (messages, relations, filters, sync):
         module.add_routes(router, hs)
     for module in (rooms, membership, directory, account_data):
         module.add_routes(router, hs)

@@ -408,6 +408,13 @@ def string_param(**extra: Any) -> dict[str, Any]:
 
 C = "/_matrix/client/v3"
 ROOM = C + "/rooms/{roomId}"
+RELATIONS_RESPONSE = obj(
+    ["chunk"],
+    chunk=array(ref("ClientEvent")),
+    next_batch=STR,
+    prev_batch=STR,
+    recursion_depth=INT,
+)
 USER = C + "/user/{userId}"
 MEDIA_V1 = "/_matrix/client/v1/media"
 MEDIA_V3 = "/_matrix/media/v3"
@@ -1081,6 +1088,77 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
             query={
                 "ts": {"type": "integer", "required": True},
                 "dir": string_param(enum=["b", "f"], required=True),
+            },
+            r0=False,
+        ),
+    ),
+    # relations and threads (relations.md)
+    (
+        "GET",
+        "/_matrix/client/v1/rooms/{roomId}/relations/{eventId}",
+        op(
+            "Child events of an event",
+            "GET /_matrix/client/v1/rooms/{roomId}/relations/{eventId}",
+            ok=RELATIONS_RESPONSE,
+            errors=(404,),
+            query={
+                "from": STR,
+                "to": STR,
+                "limit": {"type": "integer", "minimum": 1},
+                "dir": string_param(enum=["b", "f"]),
+                "recurse": {"type": "boolean"},
+            },
+            r0=False,
+        ),
+    ),
+    (
+        "GET",
+        "/_matrix/client/v1/rooms/{roomId}/relations/{eventId}/{relType}",
+        op(
+            "Child events of an event, of one relation type",
+            "GET /_matrix/client/v1/rooms/{roomId}/relations/{eventId}/{relType}",
+            ok=RELATIONS_RESPONSE,
+            errors=(404,),
+            query={
+                "from": STR,
+                "to": STR,
+                "limit": {"type": "integer", "minimum": 1},
+                "dir": string_param(enum=["b", "f"]),
+                "recurse": {"type": "boolean"},
+            },
+            r0=False,
+        ),
+    ),
+    (
+        "GET",
+        "/_matrix/client/v1/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}",
+        op(
+            "Child events of an event, of one relation and event type",
+            "GET /_matrix/client/v1/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}",
+            ok=RELATIONS_RESPONSE,
+            errors=(404,),
+            query={
+                "from": STR,
+                "to": STR,
+                "limit": {"type": "integer", "minimum": 1},
+                "dir": string_param(enum=["b", "f"]),
+                "recurse": {"type": "boolean"},
+            },
+            r0=False,
+        ),
+    ),
+    (
+        "GET",
+        "/_matrix/client/v1/rooms/{roomId}/threads",
+        op(
+            "Thread roots of a room",
+            "GET /_matrix/client/v1/rooms/{roomId}/threads",
+            ok=obj(["chunk"], chunk=array(ref("ClientEvent")), next_batch=STR),
+            errors=(403, 404),
+            query={
+                "include": string_param(enum=["all", "participated"]),
+                "from": STR,
+                "limit": {"type": "integer", "minimum": 1},
             },
             r0=False,
         ),

@@ -28,6 +28,7 @@ from homeserver.storage.event_types import (
     PersistResult,
     StoredEvent,
 )
+from homeserver.storage.relations import insert_relation
 from homeserver.storage.state import (
     StateGroupCache,
     StateKey,
@@ -214,6 +215,7 @@ def persist_event_txn(
         state_group_after=group_after,
         pdu=pdu,
     )
+    insert_relation(conn, stored)
     return PersistResult(event=stored, new_groups=new_groups, state_after=state_after)
 
 

@@ -8,8 +8,10 @@ PDUs into the client format (client-server-api "Room Event Format"):
 ``event_id``, ``type``, ``content``, ``sender``, ``origin_server_ts``,
 ``room_id``, ``state_key`` for state, and ``unsigned`` with ``age``,
 ``prev_content``/``replaces_state`` for state events, ``redacted_because``
-for redacted events (served in redacted form) and ``transaction_id`` on the
-sending device's own events (matrix_brief 6 #9).
+for redacted events (served in redacted form), ``transaction_id`` on the
+sending device's own events (matrix_brief 6 #9) and ``m.relations``, the
+bundled aggregations of child events (``homeserver.timeline.relations``; read
+in the same database trip as the redactions, for the whole page).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from homeserver.core.redaction import redact_event
 from homeserver.core.room_versions import RoomVersion, get_room_version
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore, StoredEvent
+from homeserver.storage.relation_queries import BundleRows, read_bundle_rows
 from homeserver.storage.state import StateKey
 from homeserver.storage.timeline import (
     read_membership_events_of_user,
@@ -30,6 +33,7 @@ from homeserver.storage.timeline import (
 )
 from homeserver.storage.transactions import read_txn_ids_for_device
 from homeserver.sync.visibility import history_visibility_of, is_event_visible
+from homeserver.timeline.relations import build_bundles
 
 _HISTORY_KEY: StateKey = ("m.room.history_visibility", "")
 
@@ -148,22 +152,46 @@ class ClientEvents:
         user_id: str | None = None,
         device_id: str | None = None,
         with_prev_content: bool = True,
+        bundle_relations: bool = True,
+        _depth: int = 0,
     ) -> list[dict[str, Any]]:
-        """Client-format JSON for ``events`` (in order); ``device_id`` enables the txn echo."""
+        """Client-format JSON for ``events`` (in order); ``device_id`` enables the txn echo.
+
+        ``bundle_relations=False`` leaves out ``m.relations`` (an edit inside a bundle).
+        """
         events = list(events)
         if not events:
             return []
         ids = [e.event_id for e in events]
         own = [e.event_id for e in events if e.sender == user_id]
+        # State events receive no bundled aggregations (spec "Aggregations of child events").
+        # Bundles nest once (a thread's latest event carries its edit), never deeper.
+        bundling = bundle_relations and _depth < 2
+        parents = [e for e in events if e.state_key is None] if bundling else []
 
-        def read(conn: Any) -> tuple[dict[str, StoredEvent], dict[str, str]]:
-            # One trip to the database for both questions.
+        def read(conn: Any) -> tuple[dict[str, StoredEvent], dict[str, str], BundleRows | None]:
+            # One trip to the database for all three questions.
             found = read_redactions(conn, ids)
+            rows = (
+                read_bundle_rows(conn, [e.event_id for e in parents], user_id) if parents else None
+            )
             if user_id is None or device_id is None or not own:
-                return found, {}
-            return found, read_txn_ids_for_device(conn, user_id, device_id, own)
+                return found, {}, rows
+            return found, read_txn_ids_for_device(conn, user_id, device_id, own), rows
 
-        redactions, txn_ids = await self.database.read(read)
+        redactions, txn_ids, bundle_rows = await self.database.read(read)
+        bundles: dict[str, dict[str, Any]] = {}
+        if bundle_rows is not None and not bundle_rows.empty:
+            bundles = await build_bundles(
+                parents,
+                bundle_rows,
+                user_id=user_id,
+                redacted=set(redactions),
+                get_events=self.store.get_events,
+                serialize=functools.partial(
+                    self._serialize_children, user_id=user_id, device_id=device_id, depth=_depth
+                ),
+            )
         prev: dict[str, StoredEvent] = {}
         if with_prev_content:
             prev = await self._replaced_state(events)
@@ -181,6 +209,8 @@ class ClientEvents:
                 unsigned["membership"] = await self.membership_at(event, user_id) or "leave"
             if event.event_id in txn_ids:
                 unsigned["transaction_id"] = txn_ids[event.event_id]
+            if event.event_id in bundles:
+                unsigned["m.relations"] = bundles[event.event_id]
             replaced = prev.get(event.event_id)
             if replaced is not None:
                 unsigned["replaces_state"] = replaced.event_id
@@ -191,6 +221,25 @@ class ClientEvents:
                 unsigned["prev_sender"] = replaced.sender
             out.append(body)
         return out
+
+    async def _serialize_children(
+        self,
+        events: Sequence[StoredEvent],
+        with_bundles: bool,
+        *,
+        user_id: str | None,
+        device_id: str | None,
+        depth: int,
+    ) -> list[dict[str, Any]]:
+        """Children inside a bundle: a thread's latest event (with its edit), an edit (bare)."""
+        return await self.serialize(
+            events,
+            user_id=user_id,
+            device_id=device_id,
+            with_prev_content=False,
+            bundle_relations=with_bundles,
+            _depth=depth + 1,
+        )
 
     def _format(
         self, event: StoredEvent, version: RoomVersion | None, now: int, *, redacted: bool = False

@@ -30,6 +30,7 @@ from homeserver.events.creation import EventCreationService
 from homeserver.notifier import Notifier
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore, StoredEvent
+from homeserver.storage.relation_queries import has_annotation
 from homeserver.storage.timeline import (
     read_event_near_ts,
     read_membership_events_of_user,
@@ -40,6 +41,7 @@ from homeserver.storage.transactions import claim_txn, read_txn
 from homeserver.sync.filters import RoomEventFilter
 from homeserver.sync.visibility import history_visibility_of
 from homeserver.timeline.client_events import ClientEvents
+from homeserver.timeline.relations import check_new_relation
 from homeserver.timeline.tokens import (
     PaginationPoint,
     StreamPoint,
@@ -137,6 +139,14 @@ class MessageService:
                 return existing
             if redacts is not None:
                 await self._check_redaction(user_id, room_id, redacts)
+            await check_new_relation(
+                content,
+                sender=user_id,
+                room_id=room_id,
+                event_type=event_type,
+                get_event=self.store.get_event,
+                has_annotation=self._has_annotation,
+            )
             event = await self.events.create_and_persist_event(
                 room_id, event_type, user_id, content
             )
@@ -171,6 +181,11 @@ class MessageService:
             txn_id,
             endpoint="redact",
             redacts=target_id,
+        )
+
+    async def _has_annotation(self, parent_id: str, sender: str, event_type: str, key: str) -> bool:
+        return await self.database.read(
+            lambda conn: has_annotation(conn, parent_id, sender, event_type, key)
         )
 
     async def _check_redaction(self, user_id: str, room_id: str, target_id: str) -> None:
