@@ -217,7 +217,7 @@ class HomeServer:
             database, self.event_store, self._events_head, self.push_rules, config.server_name
         )
         self.events.add_new_event_hook(self.push.on_new_event)
-        self.pushers = PusherService(database, self.event_store, config.push, self._unread_count)
+        self.pushers = PusherService(database, self.event_store, config.push, self.push.badge)
         self.push.add_listener(self.pushers.on_new_actions)
         self.search = SearchService(
             database, self.event_store, self.messages.client_events, self._events_head
@@ -243,9 +243,6 @@ class HomeServer:
 
     def _events_head(self) -> int:
         return self.notifier.current_token().events
-
-    async def _unread_count(self, user_id: str, room_id: str) -> int:
-        return (await self.push.counts(user_id, room_id))[0]
 
     def _now_ms(self) -> int:
         return int(self.clock.time() * 1000)

@@ -42,6 +42,8 @@ from homeserver.storage.state import StateKey
 from homeserver.storage.timeline import redaction_target
 
 MAX_NOTIFICATIONS_PAGE = 100
+# The badge looks at the rooms of the user's latest this many notifying actions.
+BADGE_SCAN = 1000
 
 
 class PushProcessor(StreamFollower):
@@ -70,6 +72,10 @@ class PushProcessor(StreamFollower):
         actions: list[store.PushAction] = []
         redacted: list[tuple[str, str]] = []
         rooms: dict[int | None, RoomContext | None] = {}
+        # Each recipient's rules are read and merged once per batch, not once per
+        # event: a busy room's batch would otherwise rebuild every member's set
+        # for every message.
+        rule_sets: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for event in batch:
             if not is_live(event):
                 continue
@@ -83,7 +89,7 @@ class PushProcessor(StreamFollower):
                 rooms[group] = await self._room_context(event)
             context = rooms[group]
             if context is not None:
-                actions.extend(await self._actions_for(event, context))
+                actions.extend(await self._actions_for(event, context, rule_sets))
         return Prepared(actions, redacted)
 
     async def _room_context(self, event: StoredEvent) -> RoomContext | None:
@@ -100,7 +106,12 @@ class PushProcessor(StreamFollower):
         found = await self.event_store.get_events(wanted.values())
         return room_context({k: found[i] for k, i in wanted.items() if i in found})
 
-    async def _actions_for(self, event: StoredEvent, room: RoomContext) -> list[store.PushAction]:
+    async def _actions_for(
+        self,
+        event: StoredEvent,
+        room: RoomContext,
+        rule_sets: dict[str, dict[str, list[dict[str, Any]]]],
+    ) -> list[store.PushAction]:
         joined = room.joined
         recipients = [u for u in joined if u != event.sender and u.endswith(":" + self.server_name)]
         # An invite reaches a user who is not (yet) joined.
@@ -111,7 +122,9 @@ class PushProcessor(StreamFollower):
             return []
         client_event = {**event.pdu, "event_id": event.event_id}
         thread = thread_of(event) or MAIN_THREAD
-        rule_sets = await self.rules.rule_sets(recipients)
+        missing = [u for u in recipients if u not in rule_sets]
+        if missing:
+            rule_sets.update(await self.rules.rule_sets(missing))
         out: list[store.PushAction] = []
         for user_id in recipients:
             context = PushContext(
@@ -189,6 +202,40 @@ class PushProcessor(StreamFollower):
     async def counts(self, user_id: str, room_id: str, upto: int | None = None) -> tuple[int, int]:
         """(notification_count, highlight_count) over the main timeline and every thread."""
         return total_counts(await self.thread_counts(user_id, room_id, upto))
+
+    async def badge(self, user_id: str) -> int:
+        """Unread notifications across the user's joined rooms (the Push Gateway API's
+        ``counts.unread``), after each room's read marks.
+
+        Bounded: only rooms among the user's latest ``BADGE_SCAN`` notifying actions
+        are looked at (a room with nothing that recent has long been read or is
+        beyond what a badge shows). Four queries whatever the number of rooms.
+        """
+        bound = self._head()
+
+        def read(conn: Connection) -> int:
+            room_ids = store.rooms_with_recent_actions(conn, user_id, BADGE_SCAN)
+            if not room_ids:
+                return 0
+            by_room: dict[str, list[tuple[str, int]]] = {r: [] for r in room_ids}
+            for room_id, thread, position in store.receipts_in_rooms(
+                conn, user_id, room_ids, (READ, READ_PRIVATE)
+            ):
+                by_room[room_id].append((thread, position))
+            own = store.last_events_of_sender(conn, user_id, room_ids, bound)
+            marks: dict[str, tuple[int, Mapping[str, int]]] = {}
+            for room_id in room_ids:
+                event = own.get(room_id)
+                own_mark = (
+                    None
+                    if event is None
+                    else (event.stream_ordering, thread_of(event) or MAIN_THREAD)
+                )
+                found = read_marks(by_room[room_id], own_mark)
+                marks[room_id] = (found.unthreaded, found.threads)
+            return store.count_notifications_in_rooms(conn, user_id, marks)
+
+        return await self.database.read(read)
 
     async def notifications(
         self, user_id: str, before: int | None, limit: int, only_highlight: bool

@@ -52,7 +52,8 @@ _LIMITS = {
     "profile_tag": 255,
     "lang": 64,
 }
-UnreadCount = Callable[[str, str], Awaitable[int]]
+# The user's unread notifications across their rooms (PushProcessor.badge).
+UnreadCount = Callable[[str], Awaitable[int]]
 
 
 def _field(body: dict[str, Any], name: str, *, required: bool) -> str | None:
@@ -288,7 +289,8 @@ class PusherService:
             "event_id": action.event_id,
             "room_id": action.room_id,
             "prio": "high" if action.highlight or "sound" in tweaks else "low",
-            "counts": {"unread": await self._unread_count(pusher.user_id, action.room_id)},
+            # Push Gateway API: unread messages across all the user's rooms.
+            "counts": {"unread": await self._unread_count(pusher.user_id)},
             "devices": [
                 {
                     "app_id": pusher.app_id,

@@ -25,9 +25,10 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from homeserver.storage.event_tables import events
+from homeserver.storage.event_tables import current_state, events
 from homeserver.storage.events import StoredEvent, _row_to_event
 from homeserver.storage.metadata import metadata
+from homeserver.storage.receipts import receipts
 
 _CHUNK = 500
 MAIN_THREAD = "main"
@@ -263,6 +264,104 @@ def count_unread_by_thread(
         .group_by(t.thread_id)
     ).all()
     return {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in rows}
+
+
+def rooms_with_recent_actions(conn: Connection, user_id: str, scan: int) -> list[str]:
+    """Rooms of the user's ``scan`` latest notifying actions that they are still joined to."""
+    t = event_push_actions.c
+    recent = (
+        sa.select(t.room_id)
+        .where(t.user_id == user_id, t.notify == sa.true())
+        .order_by(t.stream_ordering.desc())
+        .limit(scan)
+        .subquery()
+    )
+    rows = conn.execute(
+        sa.select(recent.c.room_id)
+        .distinct()
+        .join(
+            current_state,
+            sa.and_(
+                current_state.c.room_id == recent.c.room_id,
+                current_state.c.type == "m.room.member",
+                current_state.c.state_key == user_id,
+                current_state.c.membership == "join",
+            ),
+        )
+    ).scalars()
+    return sorted(rows)
+
+
+def receipts_in_rooms(
+    conn: Connection, user_id: str, room_ids: Sequence[str], types: Sequence[str]
+) -> list[tuple[str, str, int]]:
+    """``(room_id, thread_id, event position)`` of the user's receipts of these types."""
+    r = receipts.c
+    out: list[tuple[str, str, int]] = []
+    for start in range(0, len(room_ids), _CHUNK):
+        rows = conn.execute(
+            sa.select(r.room_id, r.thread_id, r.event_stream_ordering).where(
+                r.room_id.in_(room_ids[start : start + _CHUNK]),
+                r.user_id == user_id,
+                r.receipt_type.in_(list(types)),
+            )
+        ).all()
+        out.extend((row[0], row[1], int(row[2])) for row in rows)
+    return out
+
+
+def last_events_of_sender(
+    conn: Connection, sender: str, room_ids: Sequence[str], upto: int
+) -> dict[str, StoredEvent]:
+    """The sender's latest event at or before ``upto`` in each of these rooms."""
+    out: dict[str, StoredEvent] = {}
+    for start in range(0, len(room_ids), _CHUNK):
+        latest = (
+            sa.select(sa.func.max(events.c.stream_ordering).label("so"))
+            .where(
+                events.c.room_id.in_(room_ids[start : start + _CHUNK]),
+                events.c.sender == sender,
+                events.c.stream_ordering <= upto,
+            )
+            .group_by(events.c.room_id)
+            .subquery()
+        )
+        rows = conn.execute(
+            sa.select(events).join(latest, events.c.stream_ordering == latest.c.so)
+        ).all()
+        for row in rows:
+            event = _row_to_event(row)
+            out[event.room_id] = event
+    return out
+
+
+def count_notifications_in_rooms(
+    conn: Connection, user_id: str, marks: Mapping[str, tuple[int, Mapping[str, int]]]
+) -> int:
+    """Notifying actions after each room's read marks (``room -> (unthreaded, threads)``)."""
+    t = event_push_actions.c
+    total = 0
+    rooms = list(marks)
+    for start in range(0, len(rooms), 100):
+        clauses = []
+        for room_id in rooms[start : start + 100]:
+            unthreaded, threads = marks[room_id]
+            mark: Any = sa.literal(unthreaded)
+            if threads:
+                mark = sa.case(dict(threads), value=t.thread_id, else_=unthreaded)
+            clauses.append(
+                sa.and_(
+                    t.room_id == room_id, t.stream_ordering > unthreaded, t.stream_ordering > mark
+                )
+            )
+        total += int(
+            conn.execute(
+                sa.select(sa.func.count()).where(
+                    t.user_id == user_id, t.notify == sa.true(), sa.or_(*clauses)
+                )
+            ).scalar_one()
+        )
+    return total
 
 
 def delete_push_actions_of(conn: Connection, targets: Sequence[tuple[str, str]]) -> None:

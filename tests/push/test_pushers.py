@@ -213,3 +213,47 @@ async def test_refusals(
     # A public gateway is accepted (delivery is not exercised here).
     assert (await client.post(f"{V3}/pushers/set", headers=h, json=pusher(url))).status_code == 200
     assert_error(await client.get(f"{V3}/pushers"), 401, "M_MISSING_TOKEN")
+
+
+@ALLOW_LOOPBACK
+async def test_unread_count_is_across_rooms(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    register_user: RegisterUser,
+    gateway: Gateway,
+) -> None:
+    """Push Gateway API ``counts.unread``: unread messages across all the user's rooms,
+    after each room's read receipt; a room the user left no longer counts."""
+    alice = await register_user(client, "alice")
+    bob = await register_user(client, "bob")
+    rooms = [await create_room(client, alice, preset="public_chat") for _ in range(3)]
+    for room_id in rooms:
+        await join(client, bob, room_id)
+    r = await client.post(f"{V3}/pushers/set", headers=auth(bob), json=pusher(gateway.url))
+    assert r.status_code == 200, r.text
+    sent = 0
+
+    async def unread_after(room_id: str, body: str) -> int:
+        nonlocal sent
+        event_id = await send(client, alice, room_id, body)
+        sent += 1
+        await gateway.wait_for(sent)
+        note = gateway.received[-1]["notification"]
+        assert note["event_id"] == event_id
+        count: int = note["counts"]["unread"]
+        return count
+
+    assert await unread_after(rooms[0], "one") == 1
+    first_b = await send(client, alice, rooms[1], "two")
+    sent += 1
+    assert await unread_after(rooms[1], "three") == 3
+    # Bob reads room 1 up to "two": one unread left there.
+    r = await client.post(
+        f"{V3}/rooms/{rooms[1]}/receipt/m.read/{first_b}", headers=auth(bob), json={}
+    )
+    assert r.status_code == 200
+    assert await unread_after(rooms[2], "four") == 3
+    # Bob leaves room 0 (one unread): it stops counting.
+    r = await client.post(f"{V3}/rooms/{rooms[0]}/leave", headers=auth(bob), json={})
+    assert r.status_code == 200
+    assert await unread_after(rooms[2], "five") == 3
