@@ -16,6 +16,7 @@ export function ThreadPanel({ roomId, rootId }: { roomId: string; rootId: string
   const focus = usePanels((s) => s.focus);
   const [older, setOlder] = useState<MatrixEvent[]>([]);
   const [text, setText] = useState("");
+  const [editing, setEditing] = useState<string | undefined>();
   const list = useRef<HTMLDivElement>(null);
   const input = useRef<HTMLTextAreaElement>(null);
   const rootLoaded = room?.timeline.some((t) => t.event.event_id === rootId) ?? false;
@@ -71,10 +72,24 @@ export function ThreadPanel({ roomId, rootId }: { roomId: string; rootId: string
     return () => clearTimeout(t);
   }, [focus, roomId, view]);
 
+  function startEdit(eventId: string) {
+    const v = view.find((x) => x.event.event_id === eventId);
+    setEditing(eventId);
+    setText(typeof v?.content["body"] === "string" ? v.content["body"] : "");
+    input.current?.focus();
+  }
+
+  function cancelEdit() {
+    setEditing(undefined);
+    setText("");
+  }
+
   function submit() {
     const body = text.trim();
     if (!body) return;
-    useStore.getState().sendThreadReply(roomId, rootId, body);
+    if (editing) useStore.getState().editMessage(roomId, editing, body);
+    else useStore.getState().sendThreadReply(roomId, rootId, body);
+    setEditing(undefined);
     setText("");
   }
 
@@ -83,7 +98,8 @@ export function ThreadPanel({ roomId, rootId }: { roomId: string; rootId: string
       e.preventDefault();
       submit();
     } else if (e.key === "Escape") {
-      usePanels.getState().close();
+      if (editing) cancelEdit();
+      else usePanels.getState().close();
     }
   }
 
@@ -98,7 +114,7 @@ export function ThreadPanel({ roomId, rootId }: { roomId: string; rootId: string
       </header>
       <div className="panel-body thread-list" ref={list} role="log" aria-label="Thread messages">
         {root ? (
-          <Message v={root} room={room} me={me} grouped={false} replyEvent={undefined} inThread />
+          <Message v={root} room={room} me={me} grouped={false} replyEvent={undefined} inThread onEdit={startEdit} />
         ) : (
           <p className="muted">The first message is not available.</p>
         )}
@@ -116,11 +132,20 @@ export function ThreadPanel({ roomId, rootId }: { roomId: string; rootId: string
             grouped={i > 0 && replies[i - 1]!.event.sender === v.event.sender}
             replyEvent={undefined}
             inThread
+            onEdit={startEdit}
           />
         ))}
       </div>
       {!room.encrypted && (
         <div className="composer">
+          {editing && (
+            <div className="composing-context">
+              <span>Editing message</span>
+              <button className="link" onClick={cancelEdit}>
+                Cancel
+              </button>
+            </div>
+          )}
           <div className="composer-row">
             <textarea
               ref={input}

@@ -201,6 +201,7 @@ export function Message({
   replyEvent,
   thread,
   inThread = false,
+  onEdit,
 }: {
   v: ViewItem;
   room: Room;
@@ -210,6 +211,8 @@ export function Message({
   thread?: ThreadSummary | undefined;
   /** Shown in the thread panel: no reply, edit or thread actions there. */
   inThread?: boolean;
+  /** In the thread panel: edit with the panel's composer. */
+  onEdit?: ((eventId: string) => void) | undefined;
 }) {
   const { event: ev, item } = v;
   const mine = ev.sender === me;
@@ -302,8 +305,8 @@ export function Message({
               </svg>
             </button>
           )}
-          {mine && !inThread && v.content["msgtype"] === "m.text" && (
-            <button title="Edit" onClick={() => setEditing(editing ? undefined : ev.event_id)}>
+          {mine && (!inThread || onEdit) && v.content["msgtype"] === "m.text" && (
+            <button title="Edit" onClick={() => (onEdit ? onEdit(ev.event_id) : setEditing(editing ? undefined : ev.event_id))}>
               ✎
             </button>
           )}

@@ -143,6 +143,28 @@ describe("threads", () => {
   });
 });
 
+describe("thread edits", () => {
+  it("edits my reply with the panel's composer", () => {
+    const root = ev({ event_id: "$root2", content: { msgtype: "m.text", body: "lunch?" } });
+    const mine = ev({ event_id: "$mine", sender: ME, content: threadReplyContent({ msgtype: "m.text", body: "noodels" }, "$root2", "$root2") });
+    ready([room("!r:s", [root, mine], { name: "Tea" })], "!r:s");
+    act(() => usePanels.getState().openThread("!r:s", "$root2"));
+    render(<App />);
+    const thread = screen.getByRole("log", { name: "Thread messages" });
+    fireEvent.click(within(thread).getByTitle("Edit", { exact: true }));
+    const box = screen.getByRole("textbox", { name: "Reply in thread" }) as HTMLTextAreaElement;
+    expect(box.value).toBe("noodels");
+    fireEvent.change(box, { target: { value: "noodles" } });
+    fireEvent.keyDown(box, { key: "Enter" });
+    const last = useStore.getState().rooms["!r:s"]!.timeline.at(-1)!;
+    expect(last.event.content).toMatchObject({ "m.new_content": { body: "noodles" }, "m.relates_to": { rel_type: "m.replace", event_id: "$mine" } });
+    const updated = screen.getByRole("log", { name: "Thread messages" });
+    expect(within(updated).getByText("noodles")).toBeTruthy();
+    expect(within(updated).getByText("(edited)")).toBeTruthy();
+    expect(screen.getByRole("button", { name: "1 reply in thread" })).toBeTruthy();
+  });
+});
+
 describe("files", () => {
   it("shows a file with its size and a download button, and a full-image link under images", () => {
     const file = ev({ content: { msgtype: "m.file", body: "notes.txt", info: { size: 2048, mimetype: "text/plain" }, url: "mxc://s/F1" } });

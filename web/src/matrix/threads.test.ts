@@ -46,6 +46,16 @@ describe("threads", () => {
     expect(view[3]!.redacted).toBe(true);
   });
 
+  it("summarises the latest reply as edited", () => {
+    const root = ev({ event_id: "$er" });
+    const r = reply("$er", "typo");
+    const edit = ev({ content: { body: "* fixed", "m.new_content": { body: "fixed" }, "m.relates_to": { rel_type: "m.replace", event_id: r.event_id } } });
+    const forged = ev({ sender: "@mallory:s", content: { body: "* evil", "m.new_content": { body: "evil" }, "m.relates_to": { rel_type: "m.replace", event_id: r.event_id } } });
+    const s = threadSummaries([root, r, edit, forged].map(item)).get("$er")!;
+    expect(s.count).toBe(1);
+    expect(s.latest?.content["body"]).toBe("fixed");
+  });
+
   it("takes the server's bundled count when it knows of more replies", () => {
     const root = ev({
       event_id: "$bundled",

@@ -62,6 +62,16 @@ export function threadSummaries(timeline: TimelineItem[]): Map<string, ThreadSum
     if (!s.latest || ev.origin_server_ts >= s.latest.origin_server_ts) s.latest = ev;
     out.set(root, s);
   }
+  // The latest reply as edited by its sender.
+  const latestIds = new Map([...out.values()].map((s) => [s.latest?.event_id, s] as const));
+  for (const t of timeline) {
+    const rel = relation(t.event);
+    const s = rel?.["rel_type"] === "m.replace" ? latestIds.get(String(rel["event_id"])) : undefined;
+    const nc = t.event.content["m.new_content"];
+    if (s?.latest && t.event.sender === s.latest.sender && nc && typeof nc === "object") {
+      s.latest = { ...s.latest, content: nc as Record<string, unknown> };
+    }
+  }
   for (const t of timeline) {
     const b = bundled(t.event);
     if (!b) continue;
