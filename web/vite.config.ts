@@ -9,6 +9,7 @@ export default defineConfig({
   server: {
     proxy: {
       "/_matrix": { target: "http://127.0.0.1:8008", ws: true },
+      "/_plait": { target: "http://127.0.0.1:8008", ws: true },
       "/.well-known": "http://127.0.0.1:8008",
     },
   },

@@ -6,6 +6,8 @@ import { parse, toHtml, hasMarkup } from "./matrix/markdown";
 import { threadReplyContent, threadRootOf } from "./matrix/threads";
 import { applyInvitedRoom, applyJoinedRoom, prependHistory } from "./matrix/rooms";
 import type { MatrixEvent, Room, SyncResponse, TimelineItem } from "./matrix/types";
+import { browserSocket } from "./matrix/client";
+import { liveStart, liveSync, liveTransport } from "./live";
 
 const SESSION_KEY = "plait.session";
 export type Theme = "system" | "light" | "dark";
@@ -100,6 +102,7 @@ export const useStore = create<AppState>((set, get) => {
       if (roomId === currentRoomId) currentRoomId = undefined;
     }
     set({ rooms, direct, currentRoomId, phase: "ready" });
+    liveSync(resp, initial, { rooms, direct, me, myName: s.myName });
     if (initial) restoreOutbox();
     if (currentRoomId) markRead(currentRoomId);
   }
@@ -172,6 +175,7 @@ export const useStore = create<AppState>((set, get) => {
     client = new MatrixClient(http, {
       onSync,
       onConnection: (connected) => set({ connected }),
+      onTransport: liveTransport,
       onSent: (txnId, eventId) => {
         queued.delete(txnId);
         patchItem(txnId, (t) => (t.status === "sending" ? { ...t, id: eventId, status: "sent", event: { ...t.event, event_id: eventId } } : t));
@@ -199,8 +203,9 @@ export const useStore = create<AppState>((set, get) => {
         globalThis.localStorage?.setItem(SESSION_KEY, JSON.stringify(s));
         set({ session: s });
       },
-    });
+    }, undefined, { socket: browserSocket() });
     set({ session, phase: "syncing", error: undefined, connected: true });
+    liveStart(client, (roomId) => get().openRoom(roomId));
     client.start();
     void client.displayName(session.userId).then((name) => set({ myName: name }));
   }

@@ -100,6 +100,11 @@ async function messageAction(msg, title) {
   }
 }
 
+/** Wait until the page's sync runs over `transport` (websocket or longpoll). */
+async function transport(page, name) {
+  await page.locator(`[data-testid="shell"][data-transport="${name}"]`).waitFor();
+}
+
 function message(page, text) {
   return page.locator(".msg .body", { hasText: text }).first();
 }
@@ -123,6 +128,8 @@ try {
   step("register two users");
   await register(a, `alice${suffix}`);
   await register(b, `bob${suffix}`);
+  await transport(a, "websocket");
+  await transport(b, "websocket");
 
   step("alice sets her display name");
   await a.getByTitle("Change display name").click();
@@ -193,6 +200,33 @@ try {
   const echoes = await a.locator(".msg .body", { hasText: `typed offline ${suffix}` }).count();
   if (echoes !== 1) throw new Error(`offline message arrived ${echoes} times`);
   await a.screenshot({ path: join(artifacts, "alice-1280-after.png") });
+  await transport(b, "websocket"); // caught up over the socket again
+
+  step("the same over long-poll: bob without the socket goes offline and comes back");
+  await b.evaluate(() => localStorage.setItem("plait.transport", "longpoll"));
+  await b.reload();
+  await transport(b, "longpoll");
+  await b.getByRole("button", { name: roomName }).click();
+  offlinePhase = true;
+  await ctxB.setOffline(true);
+  await b.getByTestId("offline-banner").waitFor();
+  const whilePolling = [`polled one ${suffix}`, `polled two ${suffix}`];
+  for (const text of whilePolling) {
+    await send(a, text);
+    await a.locator(`.msg[data-status="sent"], .msg[data-status="remote"]`, { hasText: text }).first().waitFor();
+  }
+  await ctxB.setOffline(false);
+  await b.getByTestId("offline-banner").waitFor({ state: "detached" });
+  offlinePhase = false;
+  for (const text of whilePolling) await message(b, text).waitFor();
+  for (const text of whilePolling) {
+    const n = await b.locator(".msg .body", { hasText: text }).count();
+    if (n !== 1) throw new Error(`"${text}" shown ${n} times after long-poll catch-up`);
+  }
+  await b.evaluate(() => localStorage.removeItem("plait.transport"));
+  await b.reload();
+  await transport(b, "websocket");
+  await b.getByRole("button", { name: roomName }).click();
 
   step("reply, edit, react, delete");
   const target = a.locator(".msg", { hasText: `away one ${suffix}` }).first();
@@ -323,6 +357,9 @@ try {
   const people = b.locator("section", { has: b.getByRole("heading", { name: "People" }) });
   await people.getByRole("button", { name: /alice/i }).waitFor();
   await a.locator("section", { has: a.getByRole("heading", { name: "People" }) }).getByRole("button", { name: /bob/ }).waitFor();
+  // Both tabs are visible, so both are online; each sees the other's dot.
+  await a.locator("section", { has: a.getByRole("heading", { name: "People" }) }).locator('[data-presence="online"]').waitFor();
+  await people.locator('[data-presence="online"]').waitFor();
   await send(a, "psst, bob");
   await people.getByLabel("1 unread").waitFor();
   await b.screenshot({ path: join(artifacts, "bob-360-list-unread.png") });

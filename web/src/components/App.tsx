@@ -4,6 +4,7 @@ import { Login } from "./Login";
 import { RoomView } from "./RoomView";
 import { SidePanel, useSidePanelOpen } from "./SidePanel";
 import { Sidebar } from "./Sidebar";
+import { useLive } from "../live";
 
 export function App() {
   const phase = useStore((s) => s.phase);
@@ -11,6 +12,7 @@ export function App() {
   const connected = useStore((s) => s.connected);
   const currentRoomId = useStore((s) => s.currentRoomId);
   const error = useStore((s) => s.error);
+  const transport = useLive((s) => s.transport);
   const panelOpen = useSidePanelOpen();
 
   const unread = useStore((s) => Object.values(s.rooms).reduce((n, r) => n + r.unread, 0));
@@ -32,7 +34,7 @@ export function App() {
     );
   }
   return (
-    <div className="shell">
+    <div className="shell" data-transport={transport ?? "none"} data-testid="shell">
       {!connected && (
         <div className="offline" role="status" data-testid="offline-banner">
           Offline: reconnecting… Messages you send are kept and go out when the connection is back.

@@ -5,10 +5,14 @@ import { usePanels } from "../panels";
 import { getClient, useStore } from "../store";
 import { InviteDialog } from "./Dialogs";
 import { Timeline } from "./Timeline";
+import { DmPresence } from "./Live";
+import { dmPartner } from "../matrix/presence";
+import { isDirectRoom } from "../matrix/notify";
 
 export function RoomView({ roomId }: { roomId: string }) {
   const room = useStore((s) => s.rooms[roomId]);
   const me = useStore((s) => s.session?.userId ?? "");
+  const direct = useStore((s) => s.direct);
   const [inviting, setInviting] = useState(false);
   const back = () => {
     if (!usePanels.getState().backFromRoom()) useStore.getState().openRoom(undefined);
@@ -44,6 +48,7 @@ export function RoomView({ roomId }: { roomId: string }) {
         <div className="room-title">
           <h1>{name}</h1>
           {room.topic && <p className="topic">{room.topic}</p>}
+          {isDirectRoom(room, direct) && <DmPresence userId={dmPartner(room, me, direct)} />}
         </div>
         <button className="icon" title="Search this room" aria-label="Search this room" onClick={() => usePanels.getState().openSearch(roomId, "room")}>
           <svg width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden="true">

@@ -4,6 +4,8 @@ import type { Room } from "../matrix/types";
 import { usePanels } from "../panels";
 import { getClient, useStore, type Theme } from "../store";
 import { CreateRoomDialog, DirectoryDialog, ProfileDialog, StartDmDialog } from "./Dialogs";
+import { NotifyToggle, PresenceDot } from "./Live";
+import { dmPartner } from "../matrix/presence";
 
 export function isDm(room: Room, direct: Record<string, string[]>): boolean {
   return room.isDirect || Object.values(direct).some((ids) => ids.includes(room.roomId));
@@ -45,6 +47,7 @@ export function Sidebar() {
         >
           {theme === "dark" ? "☾" : theme === "light" ? "☀" : "◐"}
         </button>
+        <NotifyToggle />
         <button className="icon" title="Log out" aria-label="Log out" onClick={() => void useStore.getState().logout()}>
           ⎋
         </button>
@@ -66,7 +69,7 @@ export function Sidebar() {
         <Section title="People">
           {dms.length === 0 && <p className="empty">No direct messages</p>}
           {dms.map((r) => (
-            <RoomRow key={r.roomId} room={r} me={me} active={r.roomId === current} />
+            <RoomRow key={r.roomId} room={r} me={me} active={r.roomId === current} partner={dmPartner(r, me, direct)} />
           ))}
         </Section>
         <Section title="Rooms">
@@ -93,7 +96,7 @@ function Section({ title, children }: { title: string; children: React.ReactNode
   );
 }
 
-function RoomRow({ room, me, active }: { room: Room; me: string; active: boolean }) {
+function RoomRow({ room, me, active, partner }: { room: Room; me: string; active: boolean; partner?: string | undefined }) {
   const name = roomName(room, me);
   return (
     <li>
@@ -104,6 +107,7 @@ function RoomRow({ room, me, active }: { room: Room; me: string; active: boolean
       >
         <span className="avatar" aria-hidden="true">
           {initial(name)}
+          {partner && <PresenceDot userId={partner} />}
         </span>
         <span className="room-name">{name}</span>
         {room.unread > 0 && (

@@ -2,6 +2,7 @@
 // retries sends with the same transaction id (so a dropped network loses
 // nothing and duplicates nothing), history, typing, receipts and media.
 import { Http, MatrixError, type Fetch, type Session } from "./http";
+import { CLOSE_STOPPED, runSocket, socketUrl, type SocketFactory, type SocketLike, type SocketResult } from "./socket";
 import type { MatrixEvent, SyncResponse } from "./types";
 
 const C = "/_matrix/client/v3";
@@ -21,6 +22,7 @@ export interface ClientHooks {
   onSendFailed(txnId: string, error: MatrixError): void;
   onLoggedOut(): void;
   onSession(session: Session): void;
+  onTransport?(transport: Transport): void;
 }
 
 export type LoginResult = Session;
@@ -99,9 +101,51 @@ export async function register(http: Http, username: string, password: string): 
   }
 }
 
+export type Transport = "websocket" | "longpoll";
+export type Presence = "online" | "unavailable";
+
+export interface ClientOptions {
+  /** Opens the sync WebSocket; null or absent: long-poll only. */
+  socket?: SocketFactory | null | undefined;
+  socketUrl?: string | undefined;
+  /** Base wait before trying a failing socket again (ms); doubles per failure, at most 5 min. */
+  socketRetryMs?: number | undefined;
+  socketConnectTimeoutMs?: number | undefined;
+  socketPingMs?: number | undefined;
+}
+
+/**
+ * The browser's WebSocket, unless long-poll is asked for
+ * (`?transport=longpoll` or localStorage `plait.transport` = `longpoll`).
+ */
+export function browserSocket(): SocketFactory | null {
+  if (typeof globalThis.WebSocket !== "function") return null;
+  let forced: string | null = null;
+  try {
+    forced =
+      new URLSearchParams(globalThis.location?.search ?? "").get("transport") ??
+      globalThis.localStorage?.getItem("plait.transport") ??
+      null;
+  } catch {
+    forced = null;
+  }
+  if (forced === "longpoll") return null;
+  return (url) => new WebSocket(url) as unknown as SocketLike;
+}
+
+function isOnline(): boolean {
+  return globalThis.navigator?.onLine !== false;
+}
+
 export class MatrixClient {
   since: string | undefined;
   connected = true;
+  /** The transport that last delivered sync; undefined before the first. */
+  transport: Transport | undefined;
+  presence: Presence = "online";
+  private socketFailures = 0;
+  private presenceSaid = false;
+  private socketRetryAt = 0;
   private running = false;
   private syncAbort: AbortController | null = null;
   private outbox: Outgoing[] = [];
@@ -112,6 +156,7 @@ export class MatrixClient {
     public readonly http: Http,
     private readonly hooks: ClientHooks,
     private readonly storage: Storage | null = globalThis.localStorage ?? null,
+    private readonly options: ClientOptions = {},
   ) {
     http.onLoggedOut = () => {
       this.stop();
@@ -125,11 +170,16 @@ export class MatrixClient {
   }
 
   // ---- sync ------------------------------------------------------------
+  //
+  // One loop, one transport at a time, both reading and advancing the same
+  // `since`: the WebSocket stream when it connects, long-poll /sync while it
+  // cannot (the socket is tried again later, from the latest next_batch).
 
   start(): void {
     if (this.running) return;
     this.running = true;
     globalThis.addEventListener?.("offline", this.wentOffline);
+    globalThis.addEventListener?.("online", this.cameOnline);
     void this.syncLoop();
     void this.drainOutbox();
   }
@@ -137,6 +187,7 @@ export class MatrixClient {
   stop(): void {
     this.running = false;
     globalThis.removeEventListener?.("offline", this.wentOffline);
+    globalThis.removeEventListener?.("online", this.cameOnline);
     this.syncAbort?.abort();
     this.outboxWake?.();
   }
@@ -146,10 +197,35 @@ export class MatrixClient {
     this.syncAbort?.abort();
   };
 
+  private cameOnline = (): void => {
+    // Back online: the socket first, whatever its earlier failures.
+    this.socketFailures = 0;
+    this.socketRetryAt = 0;
+  };
+
   private setConnected(connected: boolean): void {
     if (this.connected === connected) return;
     this.connected = connected;
     this.hooks.onConnection(connected);
+  }
+
+  private setTransport(t: Transport): void {
+    if (this.transport === t) return;
+    this.transport = t;
+    this.hooks.onTransport?.(t);
+  }
+
+  /** Fold one /sync body in, then (only then) advance the token. */
+  private applySync(resp: SyncResponse): void {
+    const initial = this.since === undefined;
+    this.hooks.onSync(resp, initial);
+    this.since = resp.next_batch;
+    // Once connected, say whether we are here: a sync alone does not undo
+    // an "unavailable" set by an earlier, hidden, tab.
+    if (!this.presenceSaid) {
+      this.presenceSaid = true;
+      void this.putPresence();
+    }
   }
 
   /** One /sync round trip; exposed for tests. */
@@ -162,16 +238,71 @@ export class MatrixClient {
     });
     // The token advances only after the answer is applied: a failure retries
     // the same `since`, so nothing is skipped.
-    this.hooks.onSync(resp, initial);
-    this.since = resp.next_batch;
+    this.applySync(resp);
     return resp;
+  }
+
+  /** One WebSocket connection, from `since` until it ends; exposed for tests. */
+  async socketOnce(): Promise<SocketResult> {
+    const factory = this.options.socket;
+    if (!factory) return { authed: false, live: false, synced: false, code: 0, since: this.since };
+    this.syncAbort = new AbortController();
+    try {
+      await this.http.refreshIfExpiring();
+    } catch {
+      /* the socket's auth will say */
+    }
+    const token = this.http.session?.accessToken;
+    if (!token) return { authed: false, live: false, synced: false, code: 0, since: this.since };
+    return runSocket(factory, {
+      url: this.options.socketUrl ?? socketUrl(this.http.baseUrl),
+      accessToken: token,
+      since: this.since,
+      filter: JSON.parse(SYNC_FILTER) as Record<string, unknown>,
+      presence: "online",
+      signal: this.syncAbort.signal,
+      onSync: (body) => this.applySync(body),
+      onLive: () => {
+        this.socketFailures = 0;
+        this.setTransport("websocket");
+        this.setConnected(true);
+      },
+      refresh: (exchange) => this.http.refreshVia(exchange),
+      connectTimeoutMs: this.options.socketConnectTimeoutMs,
+      pingIntervalMs: this.options.socketPingMs,
+    });
+  }
+
+  /** How long after `failures` failed attempts to try the socket again (ms). */
+  socketRetryDelay(failures: number): number {
+    const base = this.options.socketRetryMs ?? 2000;
+    return failures <= 1 ? 0 : Math.min(base * 2 ** (failures - 2), 300000);
   }
 
   private async syncLoop(): Promise<void> {
     let backoff = 500;
+    let liveBackoff = 250;
     while (this.running) {
+      if (this.options.socket && Date.now() >= this.socketRetryAt && isOnline()) {
+        const opened = Date.now();
+        const r = await this.socketOnce();
+        if (!this.running) return;
+        if (r.code === CLOSE_STOPPED) continue; // went offline: long-poll notices, then naps
+        if (r.live) {
+          // It was live: reconnect and resume from the last frame applied.
+          liveBackoff = Date.now() - opened > 10000 ? 250 : Math.min(liveBackoff * 2, 10000);
+          if (r.code === 4003) await this.refreshAfterClose();
+          // One more try before the banner: a server restart takes a moment.
+          await napUntilOnline(liveBackoff);
+          continue;
+        }
+        this.socketFailures += 1;
+        this.socketRetryAt = Date.now() + this.socketRetryDelay(this.socketFailures);
+      }
       try {
-        await this.syncOnce(30000);
+        const untilSocket = this.options.socket ? Math.max(0, this.socketRetryAt - Date.now()) : 30000;
+        await this.syncOnce(Math.min(30000, untilSocket));
+        this.setTransport("longpoll");
         this.setConnected(true);
         backoff = 500;
       } catch (e) {
@@ -181,6 +312,43 @@ export class MatrixClient {
         await napUntilOnline(backoff);
         backoff = Math.min(backoff * 2, 10000);
       }
+    }
+  }
+
+  /** The server ended the socket's session (4003): refresh over HTTP if the token has expired. */
+  private async refreshAfterClose(): Promise<void> {
+    const s = this.http.session;
+    if (s?.expiresAt !== undefined && Date.now() >= s.expiresAt - 1000) {
+      try {
+        await this.http.refresh(s.accessToken);
+      } catch {
+        /* offline: the next attempt says */
+      }
+    }
+  }
+
+  // ---- presence ------------------------------------------------------------
+
+  /** Online while the tab is visible, unavailable while hidden (others see it as a dot). */
+  setPresence(presence: Presence): void {
+    if (this.presence === presence) return;
+    this.presence = presence;
+    void this.putPresence();
+  }
+
+  /** Someone's presence now (sync only says when it changes). */
+  async getPresence(userId: string): Promise<{ presence?: string; last_active_ago?: number; currently_active?: boolean }> {
+    return this.http.request("GET", `${C}/presence/${enc(userId)}/status`);
+  }
+
+  private async putPresence(): Promise<void> {
+    if (!this.userId || !this.running) return;
+    try {
+      await this.http.request("PUT", `${C}/presence/${enc(this.userId)}/status`, {
+        body: { presence: this.presence },
+      });
+    } catch {
+      this.presenceSaid = false; // best effort: the next sync says it again
     }
   }
 

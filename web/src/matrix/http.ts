@@ -45,6 +45,12 @@ export class MatrixError extends Error {
 
 export type Fetch = typeof fetch;
 
+export interface TokenAnswer {
+  access_token: string;
+  refresh_token?: string;
+  expires_in_ms?: number;
+}
+
 export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
@@ -112,7 +118,7 @@ export class Http {
   }
 
   /** Refresh ahead of expiry, so requests do not bounce off a 401 first. */
-  private async refreshIfExpiring(): Promise<void> {
+  async refreshIfExpiring(): Promise<void> {
     const s = this.session;
     if (!s?.refreshToken || s.expiresAt === undefined) return;
     const lifetime = s.lifetimeMs ?? 300000;
@@ -160,6 +166,48 @@ export class Http {
       }
     })();
     return this.refreshing;
+  }
+
+  /**
+   * Swap the refresh token through `exchange` (the WebSocket's in-band
+   * `refresh`), after any refresh already under way: one at a time, since a
+   * refresh token is single use. Resolves to the new access token, or
+   * undefined when the exchange failed.
+   */
+  async refreshVia(exchange: (refreshToken: string) => Promise<TokenAnswer>): Promise<string | undefined> {
+    while (this.refreshing) {
+      try {
+        await this.refreshing;
+      } catch {
+        /* the other refresh failed; try ours */
+      }
+    }
+    const refreshToken = this.session?.refreshToken;
+    if (!refreshToken) return undefined;
+    let token: string | undefined;
+    const run = (async () => {
+      try {
+        const r = await exchange(refreshToken);
+        if (!this.session) return false;
+        this.session = {
+          ...this.session,
+          accessToken: r.access_token,
+          refreshToken: r.refresh_token ?? refreshToken,
+          expiresAt: r.expires_in_ms !== undefined ? Date.now() + r.expires_in_ms : undefined,
+          lifetimeMs: r.expires_in_ms,
+        };
+        this.onSession(this.session);
+        token = r.access_token;
+        return true;
+      } catch {
+        return false;
+      } finally {
+        this.refreshing = null;
+      }
+    })();
+    this.refreshing = run;
+    await run;
+    return token;
   }
 
   private async once<T>(

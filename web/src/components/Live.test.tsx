@@ -1,0 +1,175 @@
+import { act, cleanup, fireEvent, render, screen } from "@testing-library/react";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { liveSync, liveTransport, notifyState, showNotice, toggleNotifications, useLive } from "../live";
+import { applyJoinedRoom } from "../matrix/rooms";
+import { useStore } from "../store";
+import { App } from "./App";
+import { NotifyToggle, PresenceDot } from "./Live";
+
+const ME = "@me:s";
+
+class FakeNotification {
+  static permission = "default";
+  static asked = 0;
+  static shown: FakeNotification[] = [];
+  static answer = "granted";
+  static requestPermission = vi.fn(async () => {
+    FakeNotification.asked += 1;
+    FakeNotification.permission = FakeNotification.answer;
+    return FakeNotification.answer;
+  });
+  onclick: ((ev: unknown) => void) | null = null;
+  closed = false;
+  constructor(
+    public title: string,
+    public options: { body?: string; tag?: string } = {},
+  ) {
+    FakeNotification.shown.push(this);
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+function setVisibility(v: "visible" | "hidden") {
+  Object.defineProperty(document, "visibilityState", { configurable: true, get: () => v });
+}
+
+beforeEach(() => {
+  FakeNotification.permission = "default";
+  FakeNotification.asked = 0;
+  FakeNotification.shown = [];
+  FakeNotification.answer = "granted";
+  vi.stubGlobal("Notification", FakeNotification);
+  localStorage.clear();
+  useLive.setState({ notify: notifyState(), presence: {}, transport: undefined });
+});
+afterEach(() => {
+  cleanup();
+  vi.unstubAllGlobals();
+  setVisibility("visible");
+});
+
+describe("PresenceDot", () => {
+  it("shows what sync said, offline when unknown", () => {
+    render(
+      <>
+        <PresenceDot userId="@bob:s" />
+        <PresenceDot userId="@nobody:s" withLabel />
+      </>,
+    );
+    const [bob, nobody] = screen.getAllByTestId("presence");
+    expect(bob!.dataset["presence"]).toBe("offline");
+    expect(nobody!.textContent).toBe("Offline");
+    act(() =>
+      liveSync(
+        { next_batch: "s1", presence: { events: [{ type: "m.presence", sender: "@bob:s", content: { presence: "online" } }] } } as never,
+        false,
+        { rooms: {}, direct: {}, me: ME, myName: undefined },
+      ),
+    );
+    expect(bob!.dataset["presence"]).toBe("online");
+    expect(bob!.getAttribute("title")).toBe("Online");
+  });
+});
+
+describe("notifications", () => {
+  it("asks for permission once, at the click, and remembers the choice", async () => {
+    render(<NotifyToggle />);
+    const bell = screen.getByTestId("notify-toggle");
+    expect(bell.getAttribute("aria-pressed")).toBe("false");
+    expect(FakeNotification.asked).toBe(0); // never without a gesture
+    await act(async () => fireEvent.click(bell));
+    expect(FakeNotification.asked).toBe(1);
+    expect(useLive.getState().notify).toBe("on");
+    expect(localStorage.getItem("plait.notifications")).toBe("on");
+    await act(async () => fireEvent.click(bell)); // off, without asking again
+    expect(useLive.getState().notify).toBe("off");
+    await act(async () => fireEvent.click(bell));
+    expect(useLive.getState().notify).toBe("on");
+    expect(FakeNotification.asked).toBe(1);
+  });
+
+  it("shows a refusal as blocked", async () => {
+    FakeNotification.answer = "denied";
+    render(<NotifyToggle />);
+    await act(async () => fireEvent.click(screen.getByTestId("notify-toggle")));
+    expect(useLive.getState().notify).toBe("denied");
+    expect((screen.getByTestId("notify-toggle") as HTMLButtonElement).disabled).toBe(true);
+  });
+
+  it("notifies only while the tab is hidden, and a click opens the room", async () => {
+    await toggleNotifications();
+    const notice = { roomId: "!dm:s", eventId: "$1", title: "Bob", body: "hi", highlight: false };
+    setVisibility("visible");
+    expect(showNotice(notice)).toBe(false);
+    setVisibility("hidden");
+    const opened: string[] = [];
+    const { liveStart } = await import("../live");
+    liveStart({ presence: "online", setPresence: () => {}, getPresence: () => Promise.resolve({ presence: "online" }) } as never, (id) => opened.push(id));
+    useLive.setState({ notify: "on" });
+    const focus = vi.fn();
+    vi.stubGlobal("focus", focus);
+    expect(showNotice(notice)).toBe(true);
+    const shown = FakeNotification.shown.at(-1)!;
+    expect(shown.title).toBe("Bob");
+    expect(shown.options).toEqual({ body: "hi", tag: "!dm:s" });
+    shown.onclick?.({});
+    expect(opened).toEqual(["!dm:s"]);
+    expect(focus).toHaveBeenCalled();
+    expect(shown.closed).toBe(true);
+  });
+
+  it("a DM message arriving in a hidden tab becomes a notification", async () => {
+    await toggleNotifications();
+    setVisibility("hidden");
+    const dm = { ...applyJoinedRoom(undefined, "!dm:s", {}, ME, false), isDirect: true };
+    const ev = { event_id: "$d1", type: "m.room.message", sender: "@bob:s", origin_server_ts: 1, content: { msgtype: "m.text", body: "psst" } };
+    liveSync({ next_batch: "s2", rooms: { join: { "!dm:s": { timeline: { events: [ev] } } } } }, false, {
+      rooms: { "!dm:s": dm },
+      direct: {},
+      me: ME,
+      myName: undefined,
+    });
+    expect(FakeNotification.shown.map((n) => [n.title, n.options.body])).toEqual([["@bob:s", "psst"]]);
+  });
+});
+
+describe("App", () => {
+  it("exposes the sync transport for tests and debugging", () => {
+    act(() =>
+      useStore.setState({
+        phase: "ready",
+        session: { userId: ME, deviceId: "D", accessToken: "a" },
+        rooms: {},
+        direct: {},
+        currentRoomId: undefined,
+        connected: true,
+      }),
+    );
+    render(<App />);
+    expect(screen.getByTestId("shell").dataset["transport"]).toBe("none");
+    act(() => liveTransport("websocket"));
+    expect(screen.getByTestId("shell").dataset["transport"]).toBe("websocket");
+  });
+
+  it("puts a presence dot on a DM partner in the sidebar", () => {
+    const dm = { ...applyJoinedRoom(undefined, "!dm:s", { summary: { "m.heroes": ["@bob:s"] } }, ME, false), isDirect: true };
+    act(() =>
+      useStore.setState({
+        phase: "ready",
+        session: { userId: ME, deviceId: "D", accessToken: "a" },
+        rooms: { "!dm:s": dm },
+        direct: {},
+        currentRoomId: "!dm:s",
+        connected: true,
+      }),
+    );
+    act(() => useLive.setState({ presence: { "@bob:s": { presence: "unavailable", currentlyActive: false } } }));
+    render(<App />);
+    const dots = screen.getAllByTestId("presence");
+    expect(dots.length).toBeGreaterThanOrEqual(2); // the sidebar row and the room header
+    expect(dots.every((d) => d.dataset["presence"] === "unavailable")).toBe(true);
+    expect(document.querySelector(".room-title .presence-label")?.textContent).toBe("Away");
+  });
+});
