@@ -35,9 +35,10 @@ export function FileBody({ v }: { v: ViewItem }) {
 
   return (
     <span className="file" data-testid="file">
-      <span className="file-icon" aria-hidden="true">
-        📄
-      </span>
+      <svg className="file-icon" style={{ flex: "none" }} width="22" height="22" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden="true">
+        <path d="M14 3H6a1 1 0 0 0-1 1v16a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1V8z" />
+        <path d="M14 3v5h5" />
+      </svg>
       <span className="file-meta">
         <span className="file-name">{name}</span>
         {size && <small className="muted"> {size}</small>}
