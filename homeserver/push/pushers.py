@@ -37,6 +37,7 @@ from homeserver.media.preview import is_blocked, parse_networks, resolve
 from homeserver.storage import push as store
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore
+from homeserver.storage.timeline import read_redactions
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +242,11 @@ class PusherService:
         self, http: httpx.AsyncClient, pusher: store.PusherRow, action: store.PushAction
     ) -> bool:
         """POST one notification with retries; False if the gateway rejected the pushkey."""
+        redacted = await self.database.read(lambda conn: read_redactions(conn, [action.event_id]))
+        if redacted:
+            # Redacted after its action was read: its content must not leave the server
+            # (the processor has deleted the action; this batch was read before).
+            return True
         body = await self._notification(pusher, action)
         url = str(pusher.body.get("data", {}).get("url", ""))
         delay = self.config.retry_initial_s

@@ -30,6 +30,8 @@ class Gateway:
     script: list[tuple[int, dict[str, Any]]] = attrs.field(factory=list)
     received: list[dict[str, Any]] = attrs.field(factory=list)
     changed: trio.Event = attrs.field(factory=trio.Event)
+    # When set, each request waits for it before answering.
+    hold: trio.Event | None = None
 
     async def wait_for(self, count: int) -> None:
         with trio.fail_after(30):
@@ -45,6 +47,8 @@ async def gateway(nursery: trio.Nursery) -> AsyncIterator[Gateway]:
         gw.received.append(request.json())
         gw.changed.set()
         gw.changed = trio.Event()
+        if gw.hold is not None:
+            await gw.hold.wait()
         status, body = gw.script.pop(0) if gw.script else (200, {"rejected": []})
         return Response.json(body, status=status)
 
@@ -257,3 +261,44 @@ async def test_unread_count_is_across_rooms(
     r = await client.post(f"{V3}/rooms/{rooms[0]}/leave", headers=auth(bob), json={})
     assert r.status_code == 200
     assert await unread_after(rooms[2], "five") == 3
+
+
+@ALLOW_LOOPBACK
+async def test_event_redacted_before_delivery_is_not_pushed(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    register_user: RegisterUser,
+    gateway: Gateway,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An action already read by the pusher whose event is then redacted is not sent."""
+    hs = server.hs
+    alice = await register_user(client, "alice")
+    bob = await register_user(client, "bob")
+    room_id = await create_room(client, alice, preset="public_chat")
+    await join(client, bob, room_id)
+    r = await client.post(f"{V3}/pushers/set", headers=auth(bob), json=pusher(gateway.url))
+    assert r.status_code == 200, r.text
+    assert await hs.push.wait_for(hs.notifier.current_token().events)
+    # Both messages reach the processor in one batch, so the pusher reads both at once.
+    gate = trio.Event()
+    step = hs.push.step
+
+    async def gated() -> bool:
+        await gate.wait()
+        return await step()
+
+    monkeypatch.setattr(hs.push, "step", gated)
+    gateway.hold = trio.Event()
+    first = await send(client, alice, room_id, "first")
+    second = await send(client, alice, room_id, "second, regrettable")
+    gate.set()
+    await gateway.wait_for(1)  # "first" is at the gateway, held; "second" is queued
+    r = await client.put(f"{V3}/rooms/{room_id}/redact/{second}/x", headers=auth(alice), json={})
+    assert r.status_code == 200
+    assert await hs.push.wait_for(hs.notifier.current_token().events)
+    gateway.hold.set()
+    third = await send(client, alice, room_id, "third")
+    await gateway.wait_for(2)
+    ids = [n["notification"]["event_id"] for n in gateway.received]
+    assert ids == [first, third]
