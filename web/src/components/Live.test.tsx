@@ -135,6 +135,22 @@ describe("notifications", () => {
   });
 });
 
+describe("own presence", () => {
+  it("is online while the tab is visible and unavailable while hidden", async () => {
+    const { liveStart } = await import("../live");
+    const said: string[] = [];
+    const client = { presence: "online", setPresence: (p: string) => void said.push(p), getPresence: () => Promise.resolve({}) };
+    setVisibility("hidden");
+    liveStart(client as never, () => {});
+    expect(client.presence).toBe("unavailable"); // what the client says first
+    setVisibility("visible");
+    document.dispatchEvent(new Event("visibilitychange"));
+    setVisibility("hidden");
+    document.dispatchEvent(new Event("visibilitychange"));
+    expect(said).toEqual(["online", "unavailable"]);
+  });
+});
+
 describe("App", () => {
   it("exposes the sync transport for tests and debugging", () => {
     act(() =>

@@ -283,6 +283,27 @@ describe("in-band token refresh", () => {
   });
 });
 
+describe("presence", () => {
+  it("says where we are once connected, and again on each change", async () => {
+    const { server, client } = setup();
+    const puts: unknown[] = [];
+    const fetch = server.fetch;
+    server.fetch = (input, init = {}) => {
+      if (String(input).includes("/presence/")) puts.push([init.method, new URL(String(input)).pathname, JSON.parse(String(init.body))]);
+      return fetch(input, init);
+    };
+    client.presence = "unavailable";
+    client.start();
+    stopAll.push(() => client.stop());
+    await vi.waitFor(() => expect(puts).toHaveLength(1));
+    expect(puts[0]).toEqual(["PUT", "/_matrix/client/v3/presence/%40me%3As/status", { presence: "unavailable" }]);
+    client.setPresence("unavailable"); // no change: nothing sent
+    client.setPresence("online");
+    await vi.waitFor(() => expect(puts).toHaveLength(2));
+    expect((puts[1] as unknown[])[2]).toEqual({ presence: "online" });
+  });
+});
+
 describe("transport fallback and resume", () => {
   it("uses the socket and resumes from the last next_batch after a drop", async () => {
     const { server, sockets, client, seen, transports } = setup();
