@@ -93,6 +93,18 @@ def thread_root_problem(root: Mapping[str, Any]) -> str | None:
     return None
 
 
+def annotation_lock_key(
+    sender: str, event_type: str, content: Mapping[str, Any]
+) -> tuple[str, ...] | None:
+    """What two sends must not check at the same time: the same annotation by the same
+    user. Held around check and persist, the second of two concurrent identical
+    reactions sees the first and is refused (M_DUPLICATE_ANNOTATION)."""
+    relation = relation_of(content)
+    if relation is None or relation[0] != ANNOTATION or relation[2] is None:
+        return None
+    return (ANNOTATION, sender, relation[1], event_type, relation[2])
+
+
 def _as_dict(event: StoredEvent) -> dict[str, Any]:
     return {**event.pdu, "event_id": event.event_id}
 

@@ -41,7 +41,7 @@ from homeserver.storage.transactions import claim_txn, read_txn
 from homeserver.sync.filters import RoomEventFilter
 from homeserver.sync.visibility import history_visibility_of
 from homeserver.timeline.client_events import ClientEvents
-from homeserver.timeline.relations import check_new_relation
+from homeserver.timeline.relations import annotation_lock_key, check_new_relation
 from homeserver.timeline.tokens import (
     PaginationPoint,
     StreamPoint,
@@ -133,7 +133,9 @@ class MessageService:
                 raise bad_json("A redaction needs 'redacts' in its content")
             redacts = target
         key = (user_id, device_id, endpoint, txn_id)
-        async with self._txn_lock(key):
+        # The same reaction sent twice at once: the second waits, then is refused.
+        annotation = annotation_lock_key(user_id, event_type, content) or ("txn", *key)
+        async with self._txn_lock(key), self._txn_lock(annotation):
             existing = await self.database.read(lambda conn: read_txn(conn, *key))
             if existing is not None:
                 return existing

@@ -7,6 +7,7 @@ import itertools
 from typing import Any
 
 import httpx
+import trio
 from plait_fixtures import RegisterUser, RunningServer
 from room_http_helpers import V3, assert_error, auth, create_room, join, send, sync
 
@@ -460,3 +461,21 @@ async def test_stored_invalid_edits_are_never_bundled(
     # All of them are still listed as children by /relations.
     listed = await relations(client, bob, room, message, "m.replace")
     assert len(listed["chunk"]) == 4
+
+
+async def test_concurrent_identical_reactions_one_wins(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice, bob, room = await two_users_room(client, register_user)
+    message = await send(client, alice, room, "double click")
+    statuses: list[int] = []
+
+    async def one() -> None:
+        statuses.append((await react(client, bob, room, message, "❤️")).status_code)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(one)
+    assert sorted(statuses) == [200, 400, 400]
+    listed = await relations(client, bob, room, message, "m.annotation")
+    assert len(listed["chunk"]) == 1
