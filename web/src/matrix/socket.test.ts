@@ -217,6 +217,24 @@ describe("one connection (runSocket)", () => {
     expect(r).toMatchObject({ authed: false, live: false });
   });
 
+  it("closes a socket stopped while connecting only once it is open", async () => {
+    const { factory, sockets } = mockSockets(() => {});
+    const ctl = new AbortController();
+    const done = runSocket(
+      (url) => {
+        const ws = factory(url);
+        ctl.abort(); // e.g. the browser went offline right away
+        return ws;
+      },
+      options({ signal: ctl.signal }),
+    );
+    await done;
+    const ws = sockets[0]!;
+    await vi.waitFor(() => expect(ws.readyState).toBe(3));
+    expect(ws.closedWith).toBe(1000);
+    expect(ws.sent).toEqual([]); // no auth on a connection we gave up
+  });
+
   it("closes a connection whose pongs stop", async () => {
     const server = new FakeServer();
     let pongs = true;

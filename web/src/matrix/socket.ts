@@ -124,14 +124,18 @@ export function runSocket(factory: SocketFactory, o: SocketOptions): Promise<Soc
       ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
       for (const w of waiting.values()) w.fail({ errcode: "NETWORK", error: "connection closed" });
       waiting.clear();
-      // Ours to close unless the server already did.
-      if (ws.readyState === 0 || ws.readyState === 1) {
+      // Ours to close unless the server already did. A socket still
+      // connecting is closed once open (closing it earlier makes browsers log
+      // an error for nothing).
+      const close = () => {
         try {
           ws.close(1000);
         } catch {
           /* already closing */
         }
-      }
+      };
+      if (ws.readyState === 1) close();
+      else if (ws.readyState === 0) ws.onopen = close;
       resolve(result);
     }
     const stop = (): void => finish(CLOSE_STOPPED);
