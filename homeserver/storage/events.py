@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -40,6 +41,10 @@ from homeserver.storage.state import (
     read_current_state_ids,
     read_members,
 )
+
+# Work a caller adds to an event's own transaction, run right after the event is
+# written (e.g. recording the client's transaction ID); its result is handed back.
+InTxnHook = Callable[[Connection, StoredEvent], Any]
 
 # IN (...) lists are split so no query carries more parameters than SQLite allows.
 _CHUNK = 500
@@ -119,6 +124,35 @@ def read_room(conn: Connection, room_id: str) -> RoomInfo | None:
     return RoomInfo(room_id=row.room_id, room_version=row.room_version, creator=row.creator)
 
 
+def persist_batch_txn(
+    conn: Connection,
+    batch: Sequence[tuple[EventToPersist, InTxnHook | None]],
+    cache: StateGroupCache | None = None,
+) -> list[tuple[PersistResult, Any]]:
+    """Write ``batch`` in order inside the caller's transaction.
+
+    An event whose state before is exactly the state after the previous event
+    of the batch (a chain of local events) reuses that event's state group,
+    which did not exist when the event was built.
+    """
+    results: list[tuple[PersistResult, Any]] = []
+    for event, hook in batch:
+        before = event.state_before
+        if results and before is not None and before.group is None:
+            previous = results[-1][0]
+            after = previous.state_after
+            group = previous.event.state_group_after
+            if (
+                group is not None
+                and after is not None
+                and (before.state is after or before.state == after)
+            ):
+                event = attrs.evolve(event, state_before=attrs.evolve(before, group=group))
+        result = persist_event_txn(conn, event, cache)
+        results.append((result, hook(conn, result.event) if hook is not None else None))
+    return results
+
+
 class _EventCache:
     """LRU of committed events by ID. Events are immutable once stored, so entries never go stale."""
 
@@ -179,6 +213,24 @@ class EventStore:
         # put_many replaces any cached outlier copy of the event.
         self._event_cache.put_many([result.event])
         return result
+
+    async def persist_batch(
+        self, batch: Sequence[tuple[EventToPersist, InTxnHook | None]]
+    ) -> list[tuple[PersistResult, Any]]:
+        """Persist several events, in order, in one transaction (group commit).
+
+        Each event's hook runs right after it is written. If any event or hook
+        fails, nothing of the batch is written and the exception propagates: the
+        caller retries the events one by one to isolate the bad one.
+        """
+        cache = self.state_cache
+        items = list(batch)
+        results = await self.database.run(lambda conn: persist_batch_txn(conn, items, cache))
+        for result, _ in results:
+            for group, state in result.new_groups.items():
+                cache.put(group, state)
+        self._event_cache.put_many([result.event for result, _ in results])
+        return results
 
     def invalidate_event(self, event_id: str) -> None:
         """Drop a cached event whose row was changed (e.g. by redaction)."""

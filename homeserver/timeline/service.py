@@ -1,9 +1,10 @@
 """Sending messages and reading history: /send, /redact, /messages, /context, /event.
 
 Sending is idempotent per ``(user, device, endpoint, txnId)``: a per-key lock
-in this process serializes concurrent retries, the stored mapping answers any
-later retry (and restarts), and the mapping's primary key settles a race
-between processes (the first event recorded wins).
+in this process serializes concurrent retries, the stored mapping (written in
+the event's own transaction) answers any later retry (and restarts), and the
+mapping's primary key settles a race between processes (the first event
+recorded wins).
 
 Reading goes through :class:`~homeserver.timeline.client_events.ClientEvents`
 so every path applies history visibility and the client format the same way.
@@ -149,17 +150,19 @@ class MessageService:
                 get_event=self.store.get_event,
                 has_annotation=self._has_annotation,
             )
-            event = await self.events.create_and_persist_event(
-                room_id, event_type, user_id, content
-            )
             now = self._clock_ms()
 
-            def record(conn: Any) -> str:
+            def record(conn: Any, event: StoredEvent) -> str:
+                # In the event's own transaction: a crash cannot keep the event
+                # and lose the mapping (a retry would then send it twice).
                 if redacts is not None:
                     record_redaction(conn, event.event_id, redacts, room_id)
                 return claim_txn(conn, *key, event.event_id, now)
 
-            return await self.database.run(record)
+            _, claimed = await self.events.send_event(
+                room_id, event_type, user_id, content, in_txn=record
+            )
+            return str(claimed)
 
     async def redact(
         self,
