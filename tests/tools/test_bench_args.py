@@ -78,7 +78,9 @@ LOCAL = "http://127.0.0.1:1"  # nothing listens: a bounds error must come first
         (initial_sync.run, {"history": -1}),
         (connections.run, {"connections": 0}),
         (connections.run, {"connections": 10**6}),
-        (connections.run, {"transport": "ws"}),
+        (connections.run, {"transport": "ws", "connections": 10**6}),
+        (connections.run, {"transport": "ws", "parallel": 0}),
+        (connections.run, {"transport": "pigeon"}),
         (bench_get, {"connections": 0}),
         (bench_get, {"duration": 0}),
     ],
@@ -92,7 +94,8 @@ async def test_out_of_bounds_arguments_are_refused(run: object, kwargs: dict[str
 def test_main_reports_bounds_with_status_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert fanout.main(["--base-url", LOCAL, "--members", "0"]) == 2
     assert "--members" in capsys.readouterr().err
-    assert connections.main(["--base-url", LOCAL, "--transport", "ws"]) == 2
+    assert connections.main(["--base-url", LOCAL, "--transport", "ws", "--connections", "0"]) == 2
+    assert "--connections" in capsys.readouterr().err
 
 
 def test_all_plans_every_scenario_and_refuses_unknown_ones() -> None:

@@ -34,7 +34,9 @@ __all__ = [
     "add_base_url",
     "check_range",
     "gather_bounded",
+    "kib_per_connection",
     "loopback_target",
+    "parse_status",
     "percentile",
     "raise_fd_limit",
     "read_rss_kib",
@@ -78,15 +80,29 @@ def raise_fd_limit(wanted: int) -> int:
     return soft
 
 
+def parse_status(text: str) -> dict[str, int]:
+    """VmRSS and VmHWM (KiB) from the text of a /proc/PID/status file."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields = rest.split()
+            if len(fields) == 2 and fields[1] == "kB" and fields[0].isdigit():
+                values[key] = int(fields[0])
+    return values
+
+
 def read_rss_kib(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (KiB) of a local process, from /proc/PID/status."""
-    values: dict[str, int] = {}
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0])
-    return values
+        return parse_status(status.read())
+
+
+def kib_per_connection(before_kib: int, held_kib: int, connections: int) -> float:
+    """The server's resident memory grown per held connection (0 connections: 0)."""
+    if connections <= 0:
+        return 0.0
+    return round((held_kib - before_kib) / connections, 2)
 
 
 class MatrixError(RuntimeError):

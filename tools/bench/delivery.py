@@ -8,6 +8,7 @@ has it", through the whole path (HTTP, persist, notifier, wake, read, encode).
 Standard Client-Server API only, loopback only, bounded in count and time.
 
     python -m tools.bench.delivery --base-url http://127.0.0.1:8008 --receivers 20 --messages 50
+    plait bench delivery --transport ws   # WebSocket and long-poll receivers side by side
 """
 
 from __future__ import annotations
@@ -92,7 +93,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=50)
     parser.add_argument("--gap", type=float, default=0.02, help="seconds between sends")
     parser.add_argument("--max-duration", type=float, default=120.0)
+    parser.add_argument(
+        "--transport",
+        choices=["longpoll", "ws"],
+        default="longpoll",
+        help="ws: K WebSocket receivers next to K long-poll receivers, p50/p95/p99 of each",
+    )
     args = parser.parse_args(argv)
+    if args.transport == "ws":
+        from tools.bench import ws_delivery
+
+        return ws_delivery.main(
+            [
+                "latency",
+                f"--base-url={args.base_url}",
+                f"--receivers={args.receivers}",
+                f"--messages={args.messages}",
+                f"--gap={args.gap}",
+            ]
+        )
     try:
         result = trio.run(
             lambda: run(
