@@ -1843,6 +1843,11 @@ def build() -> dict[str, Any]:
         limit = MAX_BODY.get((method, path))
         if limit is not None:
             operation["x-max-body"] = limit
+        responses = operation["responses"]
+        if "requestBody" in operation and "413" not in responses:
+            # Every body has a limit (x-max-body, else http.max_json_body): over it, 413.
+            responses["413"] = {"$ref": "#/components/responses/E413"}
+            operation["responses"] = dict(sorted(responses.items()))
         aliases = operation.pop("x-aliases")
         variants = [(path, False)]
         if path.startswith(C):

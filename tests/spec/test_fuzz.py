@@ -54,7 +54,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from spec_helpers import OPENAPI
+from spec_helpers import OPENAPI, openapi
 
 from homeserver.homeserver import HomeServer
 from tools.serve import RunningHomeServer, run_homeserver
@@ -355,3 +355,30 @@ def test_fuzz_checks_catch_a_schema_violation(live: Live) -> None:
     ok["schema"] = {"type": "object", "required": ["not_sent"]}
     case = schemathesis.openapi.from_dict(doctored, config=CONFIG)[WHOAMI]["GET"].Case()
     assert _failure_codes(case, live) == {JsonSchemaError.code}
+
+
+# Found by the fuzz: bodies over a route's limit answer 413, which must be documented.
+
+
+def test_every_operation_with_a_body_documents_413() -> None:
+    missing = [
+        f"{method.upper()} {path}"
+        for path, item in openapi()["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict)
+        and "requestBody" in operation
+        and "413" not in operation["responses"]
+    ]
+    assert missing == []
+
+
+def test_a_body_over_the_limit_is_a_documented_413(live: Live) -> None:
+    operation = main_schema["/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}"]["PUT"]
+    case = operation.Case(
+        path_parameters={"scope": "global", "kind": "override", "ruleId": "big"},
+        body={"actions": [], "pattern": "x" * 20_000},
+        media_type="application/json",
+    )
+    response = case.call(base_url=live.base_url, headers=live.headers())
+    assert response.status_code == 413, response.text
+    assert _failure_codes(case, live) == set()
