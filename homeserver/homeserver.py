@@ -209,6 +209,8 @@ class HomeServer:
                 e2e=E2ESyncSource(self.e2e_keys, self.to_device),
             ),
         )
+        # Member events drop the sync service's cached room summaries.
+        self.events.add_new_event_hook(self.sync.on_new_event)
 
         # Push rules, notification counts, pushers and search (homeserver/push/,
         # homeserver/search/): followers of the event stream, woken by the hook.

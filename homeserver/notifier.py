@@ -83,9 +83,20 @@ class Notifier:
         self._by_user: dict[str, set[_Waiter]] = {}
         self._by_room: dict[str, set[_Waiter]] = {}
         self._notifications = 0
+        self._changes = dict.fromkeys(STREAMS, 0)
 
     def current_token(self) -> StreamToken:
         return StreamToken(**self._positions)
+
+    def change_count(self, stream: str) -> int:
+        """How many changes of ``stream`` were announced so far: a cache stamp.
+
+        A value read after taking this count is current for as long as the count
+        stays the same. Unlike the position (a maximum), the count moves even for
+        a change announced after a later one, so a late announcement still
+        invalidates what was read before it.
+        """
+        return self._changes[stream]
 
     def set_position(self, stream: str, position: int) -> None:
         """Seed a stream's position at start (from the database) without waking anyone."""
@@ -104,6 +115,7 @@ class Notifier:
         """A change at ``position`` of ``stream`` concerns these users and rooms' members."""
         self.set_position(stream, position)
         self._notifications += 1
+        self._changes[stream] += 1
         woken: set[_Waiter] = set()
         for user_id in users:
             woken.update(self._by_user.get(user_id, ()))

@@ -28,6 +28,7 @@ from homeserver.storage.timeline import (
     read_member_rows,
     read_room_stream_range,
 )
+from homeserver.sync.caches import MemberSummary, RecentEvents, RoomMembers
 from homeserver.sync.filters import RoomEventFilter
 from homeserver.timeline.client_events import ClientEvents, strip_event
 from homeserver.timeline.tokens import StreamPoint, TopologicalToken
@@ -69,6 +70,9 @@ class RoomSync:
         self.database = database
         self.store = store
         self.client_events = client_events
+        # Shared by every sync: N receivers woken by one event read it once.
+        self.recent = RecentEvents(self._read_db)
+        self.members = RoomMembers()
 
     async def timeline(
         self,
@@ -125,6 +129,9 @@ class RoomSync:
         return Timeline(collected, limited, prev_batch)
 
     async def _read(self, room_id: str, after: int, upto: int, limit: int) -> list[StoredEvent]:
+        return await self.recent.read(room_id, after, upto, limit)
+
+    async def _read_db(self, room_id: str, after: int, upto: int, limit: int) -> list[StoredEvent]:
         if upto <= after:
             return []
         return await self.database.read(
@@ -203,35 +210,49 @@ class RoomSync:
     async def summary_and_unread(
         self, user_id: str, room_id: str, read_up_to: int, upto: int
     ) -> tuple[dict[str, Any], list[str], int]:
-        """The room summary, its heroes and the unread count, in one database trip."""
+        """The room summary, its heroes and the unread count, in one database trip.
 
-        def read(conn: Any) -> tuple[list[tuple[str, str, int]], int]:
+        The member facts come from :class:`RoomMembers` when cached (a big room's
+        member list is then read once, not once per woken member).
+        """
+        cached = self.members.get(room_id)
+        stamp = self.members.stamp(room_id)
+
+        def read(conn: Any) -> tuple[MemberSummary | None, int]:
             own = last_event_of_sender(conn, room_id, user_id, upto)
             unread = count_messages_after(conn, room_id, user_id, max(own, read_up_to), upto)
-            return read_member_rows(conn, room_id), unread
+            if cached is not None:
+                return None, unread
+            return MemberSummary.from_rows(read_member_rows(conn, room_id)), unread
 
-        rows, unread = await self.database.read(read)
-        summary, heroes = self._summary(user_id, rows)
+        members, unread = await self.database.read(read)
+        if members is None:
+            assert cached is not None
+            members = cached
+        else:
+            self.members.put(room_id, stamp, members)
+        summary, heroes = self._summary(user_id, members)
         return summary, heroes, unread
 
     async def summary(self, user_id: str, room_id: str) -> tuple[dict[str, Any], list[str]]:
         """``m.heroes`` and member counts (client-server-api "Room summary")."""
-        rows = await self.database.read(lambda conn: read_member_rows(conn, room_id))
-        return self._summary(user_id, rows)
+        members = self.members.get(room_id)
+        if members is None:
+            stamp = self.members.stamp(room_id)
+            rows = await self.database.read(lambda conn: read_member_rows(conn, room_id))
+            members = MemberSummary.from_rows(rows)
+            self.members.put(room_id, stamp, members)
+        return self._summary(user_id, members)
 
-    def _summary(
-        self, user_id: str, rows: list[tuple[str, str, int]]
-    ) -> tuple[dict[str, Any], list[str]]:
-        joined = [u for u, m, _ in rows if m == "join"]
-        invited = [u for u, m, _ in rows if m == "invite"]
-        heroes = [u for u, m, _ in rows if m in ("join", "invite") and u != user_id][:MAX_HEROES]
+    def _summary(self, user_id: str, members: MemberSummary) -> tuple[dict[str, Any], list[str]]:
+        heroes = [u for u in members.present if u != user_id][:MAX_HEROES]
         if not heroes:
             # Everyone else left: name the room after who was there (spec allows leave/ban).
-            heroes = [u for u, m, _ in rows if m in ("leave", "ban") and u != user_id][:MAX_HEROES]
+            heroes = [u for u in members.gone if u != user_id][:MAX_HEROES]
         summary = {
             "m.heroes": heroes,
-            "m.joined_member_count": len(joined),
-            "m.invited_member_count": len(invited),
+            "m.joined_member_count": members.joined,
+            "m.invited_member_count": members.invited,
         }
         return summary, heroes
 

@@ -50,6 +50,11 @@ MAX_TIMEOUT_MS = 60_000
 # Rooms of one response built at once (each holds a database thread at a time).
 ROOMS_IN_PARALLEL = 4
 MAX_INLINE_FILTER = 8192
+# Rooms whose kept recent events a sync extends one by one rather than asking
+# the database which rooms changed (one read for all).
+EXTEND_INLINE = 2
+# Users whose m.ignored_user_list is kept in memory (dropped all at once when full).
+IGNORED_CACHE_USERS = 10_000
 
 
 @attrs.frozen
@@ -84,6 +89,11 @@ class SyncService:
         self.client_events = client_events
         self.sources = sources if sources is not None else SyncSources()
         self.rooms = RoomSync(database, store, client_events)
+        self._ignored_cache: dict[str, tuple[int, frozenset[str]]] = {}
+
+    def on_new_event(self, event: StoredEvent) -> None:
+        """Hook for every stored event: keeps the in-memory caches of ``sync/caches.py`` true."""
+        self.rooms.members.on_new_event(event)
 
     # -- filters --------------------------------------------------------------------
 
@@ -169,6 +179,38 @@ class SyncService:
                 result[m.room_id] = _UserMembership(str(membership), own[-1])
         return result
 
+    async def _rooms_with_events(self, joined: list[str], after: int, upto: int) -> set[str]:
+        """Which rooms have events in ``(after, upto]``: the recent-events cache answers
+        for the rooms it covers, one database read for the rest."""
+        recent = self.rooms.recent
+        found: set[str] = set()
+        unknown: list[str] = []
+        for room_id in joined:
+            known = recent.covers(room_id, after, upto)
+            if known is None:
+                unknown.append(room_id)
+            elif known:
+                found.add(room_id)
+        if after >= upto or not unknown:
+            return found
+        kept = [r for r in unknown if recent.is_kept(r)]
+        if len(kept) == len(unknown) <= EXTEND_INLINE:
+            # The receivers woken by one event: the first extends the room's kept
+            # range (one read, under the room's lock), the others find it there.
+            for room_id in kept:
+                if await recent.read(room_id, after, upto, 1):
+                    found.add(room_id)
+            return found
+        with_events = await self.database.read(
+            lambda conn: read_rooms_with_events(conn, unknown, after, upto)
+        )
+        for room_id in unknown:
+            if room_id not in with_events:
+                # Proven quiet in (after, upto]: a kept range ending at or after
+                # ``after`` now reaches ``upto``, so the next sync asks nothing.
+                recent.note_no_events(room_id, after, upto)
+        return found | with_events
+
     async def _was_joined_at(self, user_id: str, room_id: str, position: int) -> bool:
         own = await self.database.read(
             lambda conn: read_membership_events_of_user(conn, user_id, room_id, upto=position)
@@ -191,7 +233,7 @@ class SyncService:
             )
             nursery.start_soon(_into, first, "account_data", self._account_data, request, upto)
             nursery.start_soon(_into, first, "ignored", self._ignored, user_id)
-            nursery.start_soon(_into, first, "presence", self._presence, request)
+            nursery.start_soon(_into, first, "presence", self._presence, request, upto)
         memberships: dict[str, _UserMembership] = {
             room_id: m
             for room_id, m in first["memberships"].items()
@@ -211,9 +253,7 @@ class SyncService:
             for room_id in changed:
                 if not await self._was_joined_at(user_id, room_id, since_events):
                     newly_joined.add(room_id)
-            with_events = await self.database.read(
-                lambda conn: read_rooms_with_events(conn, joined, since_events, upto.events)
-            )
+            with_events = await self._rooms_with_events(joined, since_events, upto.events)
             extra = set(ephemeral) | set(account_data.rooms)
             join_rooms = [r for r in joined if r in with_events or r in newly_joined or r in extra]
             full_rooms = newly_joined
@@ -404,16 +444,19 @@ class SyncService:
         (``push.processor.sync_counts``); without one, every message after the
         receipt counts and none highlights.
         """
-        read_up_to = 0
-        receipts = self.sources.receipts
-        if receipts is not None:
-            found = await receipts.latest_read_position(user_id, room_id)
-            read_up_to = found[1] if found is not None else 0
-        summary, heroes, unread = await self.rooms.summary_and_unread(
-            user_id, room_id, read_up_to, upto.events
-        )
         if self.sources.push is None:
+            read_up_to = 0
+            receipts = self.sources.receipts
+            if receipts is not None:
+                found = await receipts.latest_read_position(user_id, room_id)
+                read_up_to = found[1] if found is not None else 0
+            summary, heroes, unread = await self.rooms.summary_and_unread(
+                user_id, room_id, read_up_to, upto.events
+            )
             return summary, heroes, unread, 0, {}
+        # The push counts need neither the receipt nor the plain unread count; the
+        # summary is cached per room (``RoomSync.members``).
+        summary, heroes = await self.rooms.summary(user_id, room_id)
         by_thread = await self.sources.push.thread_counts(user_id, room_id, upto.events)
         (notifications, highlights), threads = sync_counts(by_thread, per_thread)
         return summary, heroes, notifications, highlights, threads
@@ -422,7 +465,16 @@ class SyncService:
         source = self.sources.account_data
         if source is None:
             return frozenset()
-        return frozenset(await source.ignored_users(user_id))
+        # Valid while no account data change was announced since the read began.
+        stamp = self.notifier.change_count("account_data")
+        cached = self._ignored_cache.get(user_id)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        ignored = frozenset(await source.ignored_users(user_id))
+        if len(self._ignored_cache) >= IGNORED_CACHE_USERS:
+            self._ignored_cache.clear()
+        self._ignored_cache[user_id] = (stamp, ignored)
+        return ignored
 
     async def _left_room(
         self,
@@ -474,7 +526,7 @@ class SyncService:
             for room_id, event in typing.typing_for_rooms(joined, since_typing).items():
                 out.setdefault(room_id, []).append(event)
         receipts = self.sources.receipts
-        if receipts is not None:
+        if receipts is not None and (since is None or since.receipts < upto.receipts):
             since_receipts = since.receipts if since is not None else 0
             found = await receipts.receipts_for_rooms(
                 request.user_id, joined, since_receipts, upto.receipts
@@ -491,6 +543,8 @@ class SyncService:
         source = self.sources.account_data
         if source is None:
             return _AccountData([], {})
+        if request.since is not None and request.since.account_data >= upto.account_data:
+            return _AccountData([], {})  # the range (since, upto] is empty: nothing to read
         since = request.since.account_data if request.since is not None else 0
         changes = await source.get_changes_since(request.user_id, since, upto.account_data)
         event_filter = request.filter.account_data
@@ -501,9 +555,12 @@ class SyncService:
         ]
         return _AccountData(global_events, changes.rooms)
 
-    async def _presence(self, request: SyncRequest) -> list[dict[str, Any]]:
+    async def _presence(self, request: SyncRequest, upto: StreamToken) -> list[dict[str, Any]]:
         presence = self.sources.presence
         if presence is None:
+            return []
+        if request.since is not None and request.since.presence >= upto.presence:
+            # No presence change announced since the token: the next one wakes us.
             return []
         since = request.since.presence if request.since is not None else 0
         events = await presence.presence_for_user(request.user_id, since)
