@@ -189,3 +189,29 @@ describe("App", () => {
     expect(document.querySelector(".room-title .presence-label")?.textContent).toBe("Away");
   });
 });
+
+describe("Members", () => {
+  it("lists joined members online first, invited last, each with a dot", async () => {
+    const { MembersButton, sortMembers } = await import("./Members");
+    const members = {
+      "@zed:s": { userId: "@zed:s", displayName: "Zed", membership: "join" },
+      "@amy:s": { userId: "@amy:s", displayName: "Amy", membership: "join" },
+      "@bob:s": { userId: "@bob:s", displayName: "Bob", membership: "join" },
+      "@inv:s": { userId: "@inv:s", membership: "invite" },
+      "@old:s": { userId: "@old:s", membership: "leave" },
+    };
+    const presence = { "@zed:s": { presence: "online" as const, currentlyActive: true }, "@bob:s": { presence: "unavailable" as const, currentlyActive: false } };
+    expect(sortMembers(Object.values(members), presence).map((m) => m.userId)).toEqual(["@zed:s", "@bob:s", "@amy:s", "@inv:s"]);
+    useLive.setState({ presence });
+    const room = { ...applyJoinedRoom(undefined, "!g:s", {}, ME, false), members };
+    render(<MembersButton room={room} />);
+    fireEvent.click(screen.getByRole("button", { name: "Members (3)" }));
+    const rows = [...screen.getByTestId("members").querySelectorAll("li")];
+    expect(rows.map((r) => [r.dataset["user"], r.querySelector<HTMLElement>("[data-presence]")!.dataset["presence"]])).toEqual([
+      ["@zed:s", "online"],
+      ["@bob:s", "unavailable"],
+      ["@amy:s", "offline"],
+      ["@inv:s", "offline"],
+    ]);
+  });
+});

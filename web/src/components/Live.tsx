@@ -4,9 +4,11 @@ import { ensurePresence, useLive, toggleNotifications, type NotifyState } from "
 import { PRESENCE_LABEL } from "../matrix/presence";
 
 /** A dot for a user's presence: green online, amber away, grey offline or unknown. */
-export function PresenceDot({ userId, withLabel = false }: { userId: string; withLabel?: boolean }) {
+export function PresenceDot({ userId, withLabel = false, ask = true }: { userId: string; withLabel?: boolean; ask?: boolean }) {
   const p = useLive((s) => s.presence[userId]);
-  useEffect(() => ensurePresence(userId), [userId]);
+  useEffect(() => {
+    if (ask) ensurePresence(userId);
+  }, [userId, ask]);
   const state = p?.presence ?? "offline";
   const label = PRESENCE_LABEL[state];
   return (

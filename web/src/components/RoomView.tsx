@@ -8,6 +8,7 @@ import { Timeline } from "./Timeline";
 import { DmPresence } from "./Live";
 import { dmPartner } from "../matrix/presence";
 import { isDirectRoom } from "../matrix/notify";
+import { MembersButton } from "./Members";
 
 export function RoomView({ roomId }: { roomId: string }) {
   const room = useStore((s) => s.rooms[roomId]);
@@ -56,6 +57,7 @@ export function RoomView({ roomId }: { roomId: string }) {
             <path d="M20 20l-4-4" />
           </svg>
         </button>
+        <MembersButton room={room} />
         <button onClick={() => setInviting(true)}>Invite</button>
         <button onClick={() => void leave()}>Leave</button>
       </header>
