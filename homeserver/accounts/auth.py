@@ -100,6 +100,9 @@ class AuthService:
         self._secret = secret
         self._clock = clock
         self._session_cache: dict[str, tuple[sessions_db.SessionRow, float]] = {}
+        # access token -> its verified claims: the signature check costs more than
+        # the rest of a small request. Expiry is still checked on every use.
+        self._claims_cache: dict[str, tokens.AccessClaims] = {}
         self._last_seen: dict[tuple[str, str], float] = {}
         # Deleting devices also drops their E2E keys and to-device queues
         # (homeserver/e2e/): these run inside the deleting transaction with the
@@ -234,12 +237,19 @@ class AuthService:
     async def authenticate(self, access_token: str | None, ip: str | None) -> Requester:
         if access_token is None:
             raise missing_token()
-        try:
-            claims = tokens.decode_access_token(access_token, self._secret, self._clock())
-        except tokens.ExpiredToken:
-            raise unknown_token("Access token has expired", soft_logout=True) from None
-        except tokens.InvalidToken:
-            raise unknown_token() from None
+        claims = self._claims_cache.get(access_token)
+        if claims is None:
+            try:
+                claims = tokens.decode_access_token(access_token, self._secret, self._clock())
+            except tokens.ExpiredToken:
+                raise unknown_token("Access token has expired", soft_logout=True) from None
+            except tokens.InvalidToken:
+                raise unknown_token() from None
+            if len(self._claims_cache) >= _SESSION_CACHE_MAX:
+                self._claims_cache.clear()
+            self._claims_cache[access_token] = claims
+        elif claims.expires_at is not None and self._clock() >= claims.expires_at:
+            raise unknown_token("Access token has expired", soft_logout=True)
         row = await self._session(claims.session_id)
         if row is None or row.revoked or row.user_id != claims.user_id:
             raise unknown_token()

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from homeserver.storage.metadata import metadata
 
@@ -59,28 +60,31 @@ def claim_txn(
     event_id: str,
     now_ms: int,
 ) -> str:
-    """Record ``event_id`` for the transaction; return the event it maps to (the first one wins)."""
+    """Record ``event_id`` for the transaction; return the event it maps to (the first one wins).
+
+    One statement on the send path: INSERT ... ON CONFLICT DO NOTHING, which
+    never aborts the caller's transaction (the event's own, on PostgreSQL too);
+    the existing row is read only when another request got there first.
+    """
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    inserted = conn.execute(
+        insert(event_txn_ids)
+        .values(
+            user_id=user_id,
+            device_id=device_id,
+            endpoint=endpoint,
+            txn_id=txn_id,
+            event_id=event_id,
+            created_ts=now_ms,
+        )
+        .on_conflict_do_nothing()
+    ).rowcount
+    if inserted == 1:
+        return event_id
     existing = read_txn(conn, user_id, device_id, endpoint, txn_id)
-    if existing is not None:
-        return existing
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                sa.insert(event_txn_ids).values(
-                    user_id=user_id,
-                    device_id=device_id,
-                    endpoint=endpoint,
-                    txn_id=txn_id,
-                    event_id=event_id,
-                    created_ts=now_ms,
-                )
-            )
-    except IntegrityError:
-        existing = read_txn(conn, user_id, device_id, endpoint, txn_id)
-        if existing is None:
-            raise
-        return existing
-    return event_id
+    if existing is None:
+        raise RuntimeError("transaction ID neither inserted nor found")
+    return existing
 
 
 def read_txn_ids_for_device(
