@@ -62,8 +62,6 @@ function watch(page, who) {
     const url = msg.location()?.url ?? "";
     // Expected: the first /register answers 401 with the UIA flows.
     if (/status of 401/.test(text) && url.includes("/register")) return;
-    // Expected while the server does not serve thread /relations yet (the panel copes).
-    if (/status of 404/.test(text) && url.includes("/relations/")) return;
     // Expected while the context is offline.
     if (offlinePhase && /ERR_INTERNET_DISCONNECTED|ERR_NETWORK_CHANGED|Failed to fetch/.test(text)) return;
     errors.push(`${who}: console error: ${text} (${url})`);
