@@ -95,6 +95,11 @@ class Session:
         self.refreshed: trio.Event | None = None
         self._scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
+        # Tasks start only when needed: an idle socket has no writer (it starts
+        # when a frame is queued and ends when the queue is empty), and once
+        # subscribed its heartbeat runs inside the stream's wait.
+        self._writing = False
+        self._heartbeat_scope: trio.CancelScope | None = None
 
     # -- lifetime ----------------------------------------------------------------
 
@@ -104,8 +109,8 @@ class Session:
             with self._scope:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
-                    nursery.start_soon(self._task, self._writer)
-                    nursery.start_soon(self._task, self._reader)
+                    # The reader runs in this (the connection's) task: one task fewer.
+                    await self._task(self._reader)
             if self.close_code is not None:
                 await self._finish()
         finally:
@@ -157,9 +162,14 @@ class Session:
             self.outbox.put(encode(frame))
         except OutboxFull:
             self.close(CLOSE_TOO_SLOW, "Too slow: resume from your last next_batch")
+            return
+        if not self._writing and self._nursery is not None and self.close_code is None:
+            self._writing = True
+            self._nursery.start_soon(self._task, self._writer)
 
     async def _writer(self) -> None:
-        while True:
+        """Send queued frames in order until the queue is empty, then end (restarted by push)."""
+        while len(self.outbox):
             frame = await self.outbox.get()
             # Shielded: cancelling a send midway would corrupt the frame stream; the
             # deadline still bounds how long a stalled consumer can hold it.
@@ -171,6 +181,7 @@ class Session:
                 self.close(CLOSE_TOO_SLOW, "Too slow: resume from your last next_batch")
                 return
             self.hub.frames_sent += 1
+        self._writing = False
 
     # -- reading -----------------------------------------------------------------
 
@@ -178,6 +189,7 @@ class Session:
         if not await self._authenticate():
             return
         assert self._nursery is not None
+        self._heartbeat_scope = trio.CancelScope()
         self._nursery.start_soon(self._task, self._heartbeat)
         while True:
             message = await self.ws.get_message()
@@ -291,14 +303,21 @@ class Session:
         return result.to_json()
 
     async def _heartbeat(self) -> None:
-        while True:
-            await trio.sleep(self.config.heartbeat_interval_s)
-            with trio.move_on_after(self.config.heartbeat_timeout_s) as ping:
-                await self.ws.ping()
-            if ping.cancelled_caught:
-                self.close(CLOSE_NO_PONG, "No pong in time")
-                return
-            await self._check_token()
+        """Until subscribed: then the stream's wait takes the beats over (one task fewer)."""
+        assert self._heartbeat_scope is not None
+        with self._heartbeat_scope:
+            while True:
+                await trio.sleep(self.config.heartbeat_interval_s)
+                await self._beat()
+
+    async def _beat(self) -> None:
+        """One heartbeat: ping (4009 without a pong in time), then check the token again."""
+        with trio.move_on_after(self.config.heartbeat_timeout_s) as ping:
+            await self.ws.ping()
+        if ping.cancelled_caught:
+            self.close(CLOSE_NO_PONG, "No pong in time")
+            return
+        await self._check_token()
 
     async def _check_token(self) -> None:
         """Spec "Soft logout": an expired token gets ``token_grace_s`` to be refreshed in-band."""
@@ -356,6 +375,8 @@ class Session:
             set_presence=set_presence,
         )
         self.subscribed = True
+        if self._heartbeat_scope is not None:
+            self._heartbeat_scope.cancel()
         assert self._nursery is not None
         self._nursery.start_soon(
             self._task, lambda: self._stream(request, since_raw, frame.get("id"))
@@ -366,11 +387,18 @@ class Session:
         """Push each /sync answer that moves the token; idle, it is a notifier wait."""
         try:
             await self.hs.ws_streams.run(
-                request, since, lambda body: self.push({"type": "sync", "body": body})
+                request,
+                since,
+                lambda body: self.push({"type": "sync", "body": body}),
+                beat=self._beat,
+                beat_interval=self.config.heartbeat_interval_s,
             )
         except MatrixError as e:
             self.subscribed = False
             self.push(error_frame(e, subscribe_id))
+            # Not subscribed any more: this task goes back to beating alone.
+            self._heartbeat_scope = trio.CancelScope()
+            await self._heartbeat()
 
 
 async def serve_websocket(

@@ -86,12 +86,13 @@ class Outbox:
         self.max_frames = max_frames
         self.max_bytes = max_bytes
         self.queued_bytes = 0
-        self._frames: collections.deque[str] = collections.deque()
-        self._ready = trio.Event()
+        # Allocated on first use and dropped when drained: an idle connection holds none.
+        self._frames: collections.deque[str] | None = None
+        self._ready: trio.Event | None = None
         self._closed = False
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return len(self._frames) if self._frames is not None else 0
 
     def put(self, frame: str) -> None:
         """Queue ``frame`` at once, or raise :class:`OutboxFull`; never waits."""
@@ -100,6 +101,8 @@ class Outbox:
             len(self._frames) >= self.max_frames or self.queued_bytes + size > self.max_bytes
         ):
             raise OutboxFull
+        if self._frames is None:
+            self._frames = collections.deque()
         self._frames.append(frame)
         self.queued_bytes += size
         hub = self.hub
@@ -107,20 +110,25 @@ class Outbox:
         if len(self._frames) > 1:
             # A lone frame may exceed the byte bound (see the module docstring).
             hub.peak_queued_bytes = max(hub.peak_queued_bytes, self.queued_bytes)
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
 
     async def get(self) -> str:
         """The oldest frame, waiting for one if the queue is empty."""
         while not self._frames:
             if self._closed:
                 raise trio.EndOfChannel
-            await self._ready.wait()
             self._ready = trio.Event()
+            await self._ready.wait()
+            self._ready = None
         frame = self._frames.popleft()
+        if not self._frames:
+            self._frames = None
         self.queued_bytes -= len(frame.encode("utf-8")) if not frame.isascii() else len(frame)
         return frame
 
     def close(self) -> None:
         """No more frames: :meth:`get` raises ``EndOfChannel`` once the queue is drained."""
         self._closed = True
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()

@@ -26,7 +26,7 @@ rooms read and the registration still shows up in the next answer.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import attrs
@@ -96,15 +96,25 @@ class SyncStreams:
         return frozenset(m.room_id for m in memberships if m.membership == "join")
 
     async def run(
-        self, request: SyncRequest, since: str | None, push: Callable[[Body], None]
+        self,
+        request: SyncRequest,
+        since: str | None,
+        push: Callable[[Body], None],
+        *,
+        beat: Callable[[], Awaitable[None]] | None = None,
+        beat_interval: float = math.inf,
     ) -> None:
         """Push each /sync body that moves the token, forever (until cancelled).
 
         ``push`` must not block (the session's bounded outbox); a ``MatrixError``
-        from the sync (a bad filter, a token from the future) propagates.
+        from the sync (a bad filter, a token from the future) propagates. The
+        connection's heartbeat, ``beat``, runs from the wait every
+        ``beat_interval`` seconds, so a subscription needs no task of its own
+        for it.
         """
         user_id = request.user_id
         request = attrs.evolve(request, timeout_ms=0)
+        next_beat = trio.current_time() + beat_interval
         rooms = await self.joined_rooms(user_id)
         while True:
             with self.notifier.listen(user_id, rooms) as listener:
@@ -119,18 +129,39 @@ class SyncStreams:
                 if membership_changed(body, rooms):
                     rooms = await self.joined_rooms(user_id)
                     continue
-                await self._sleep(listener, request)
+                next_beat = await self._sleep(listener, request, beat, beat_interval, next_beat)
 
-    async def _sleep(self, listener: Any, request: SyncRequest) -> None:
-        """Until the listener fires; a presence keep-alive now and then (no sync, no read)."""
+    async def _sleep(
+        self,
+        listener: Any,
+        request: SyncRequest,
+        beat: Callable[[], Awaitable[None]] | None,
+        beat_interval: float,
+        next_beat: float,
+    ) -> float:
+        """Until the listener fires, beating on time and keeping presence alive meanwhile.
+
+        Neither the heartbeat nor the presence keep-alive syncs or reads rooms;
+        returns when the next beat is due.
+        """
         self._waiting(1)
+        keepalive_at = trio.current_time() + self.presence_keepalive_s
         try:
-            while not listener.changed:
-                with trio.move_on_after(self.presence_keepalive_s):
-                    await listener.wait()
-                if not listener.changed and self.presence is not None:
+            while True:
+                # Checked before the wait too: a busy stream still beats on time.
+                now = trio.current_time()
+                if beat is not None and now >= next_beat:
+                    await beat()
+                    next_beat = trio.current_time() + beat_interval
+                if self.presence is not None and now >= keepalive_at:
                     await self.presence.user_syncing(
                         request.user_id, request.set_presence or "online"
                     )
+                    keepalive_at = trio.current_time() + self.presence_keepalive_s
+                if listener.changed:
+                    break
+                with trio.move_on_at(min(next_beat, keepalive_at)):
+                    await listener.wait()
         finally:
             self._waiting(-1)
+        return next_beat

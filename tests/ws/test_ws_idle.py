@@ -23,6 +23,7 @@ from plait_ws_client import (
     messages_only,
     room_timeline,
 )
+from test_ws_liveness import RawClient
 
 from homeserver.ws import membership_changed
 
@@ -137,3 +138,17 @@ def test_membership_changed() -> None:
     assert membership_changed({"rooms": {"join": {"!c:x": {}}}}, rooms)
     assert membership_changed({"rooms": {"leave": {"!b:x": {}}}}, rooms)
     assert not membership_changed({"rooms": {"leave": {"!c:x": {}}, "invite": {"!d:x": {}}}}, rooms)
+
+
+@pytest.mark.server_config(websocket={"heartbeat_interval_s": 0.05, "heartbeat_timeout_s": 0.2})
+async def test_a_subscribed_peer_that_never_pongs_is_closed_with_4009(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    # Once subscribed, the heartbeat runs inside the stream's wait (no task of its own).
+    alice = await register_user(client, "alice")
+    silent = await RawClient.open(server, receive_buffer=65536)
+    await silent.send_json({"type": "auth", "access_token": alice["access_token"]})
+    await silent.send_json({"type": "subscribe", "since": None})
+    assert await silent.read_until_close() == 4009
+    await silent.stream.aclose()
+    assert server.hs.ws_streams.stats.syncs >= 1
