@@ -145,6 +145,8 @@ export class MatrixClient {
   presence: Presence = "online";
   private socketFailures = 0;
   private presenceSaid = false;
+  /** Live sockets in a row that lasted less than 10 s. */
+  private socketFlaps = 0;
   private socketRetryAt = 0;
   private running = false;
   private syncAbort: AbortController | null = null;
@@ -290,11 +292,20 @@ export class MatrixClient {
         if (r.code === CLOSE_STOPPED) continue; // went offline: long-poll notices, then naps
         if (r.live) {
           // It was live: reconnect and resume from the last frame applied.
-          liveBackoff = Date.now() - opened > 10000 ? 250 : Math.min(liveBackoff * 2, 10000);
-          if (r.code === 4003) await this.refreshAfterClose();
-          // One more try before the banner: a server restart takes a moment.
-          await napUntilOnline(liveBackoff);
-          continue;
+          const brief = Date.now() - opened < 10000;
+          liveBackoff = brief ? Math.min(liveBackoff * 2, 10000) : 250;
+          this.socketFlaps = brief ? this.socketFlaps + 1 : 0;
+          if (this.socketFlaps < 3) {
+            if (r.code === 4003) await this.refreshAfterClose();
+            // One more try before the banner: a server restart takes a moment.
+            await napUntilOnline(liveBackoff);
+            continue;
+          }
+          // It keeps losing the socket (a proxy?): long-poll for a while
+          // (half a minute with the default retry base).
+          this.socketFlaps = 0;
+          liveBackoff = 250;
+          this.socketFailures = Math.max(this.socketFailures, 5);
         }
         this.socketFailures += 1;
         this.socketRetryAt = Date.now() + this.socketRetryDelay(this.socketFailures);

@@ -366,6 +366,27 @@ describe("transport fallback and resume", () => {
     expect(server.longPolls.length).toBe(before); // one transport at a time
   });
 
+  it("long-polls for a while when it keeps losing the socket right after connecting", async () => {
+    const { server, client, seen, transports } = setup();
+    const socket = server.socket;
+    // A proxy that lets the stream start, then cuts every connection at once.
+    server.socket = (frame, ws) => {
+      socket(frame, ws);
+      if (frame.type === "subscribe") setTimeout(() => ws.drop(1006), 5);
+    };
+    const factory = mockSockets((f, ws) => server.socket(f, ws));
+    (client as unknown as { options: { socket: unknown } }).options.socket = factory.factory;
+    client.start();
+    stopAll.push(() => client.stop());
+    await vi.waitFor(() => expect(transports).toContain("longpoll"), { timeout: 5000 });
+    expect(factory.sockets.length).toBeGreaterThanOrEqual(3); // three brief lives, then long-poll
+    expect(server.longPolls.length).toBeGreaterThan(0);
+    const socketsBefore = factory.sockets.length;
+    server.add("still arrives");
+    await vi.waitFor(() => expect(seen).toEqual(["$e1"]));
+    expect(factory.sockets.length).toBe(socketsBefore); // over long-poll, the socket resting
+  });
+
   it("tries the socket less and less often while it keeps failing", () => {
     const { client } = setup();
     expect(client.socketRetryDelay(1)).toBe(0);
