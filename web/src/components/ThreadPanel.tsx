@@ -3,7 +3,7 @@
 // the thread.
 import { useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from "react";
 import { fetchEvent, threadRelations } from "../matrix/search";
-import { threadItems } from "../matrix/threads";
+import { threadItems, threadSummaries } from "../matrix/threads";
 import type { MatrixEvent } from "../matrix/types";
 import { buildView } from "../matrix/view";
 import { usePanels } from "../panels";
@@ -15,6 +15,9 @@ export function ThreadPanel({ roomId, rootId }: { roomId: string; rootId: string
   const me = useStore((s) => s.session?.userId ?? "");
   const focus = usePanels((s) => s.focus);
   const [older, setOlder] = useState<MatrixEvent[]>([]);
+  /** /relations token for earlier replies, while there are more. */
+  const [earlier, setEarlier] = useState<string | undefined>();
+  const [loadingEarlier, setLoadingEarlier] = useState(false);
   const [text, setText] = useState("");
   const [editing, setEditing] = useState<string | undefined>();
   const list = useRef<HTMLDivElement>(null);
@@ -27,6 +30,7 @@ export function ThreadPanel({ roomId, rootId }: { roomId: string; rootId: string
     if (!client) return;
     let live = true;
     setOlder([]);
+    setEarlier(undefined);
     void (async () => {
       const got: MatrixEvent[] = [];
       if (!rootLoaded) {
@@ -37,7 +41,9 @@ export function ThreadPanel({ roomId, rootId }: { roomId: string; rootId: string
         }
       }
       try {
-        got.push(...((await threadRelations(client.http, roomId, rootId)) ?? []));
+        const page = await threadRelations(client.http, roomId, rootId);
+        got.push(...(page?.events ?? []));
+        if (live) setEarlier(page?.nextBatch);
       } catch {
         /* the timeline's replies are still shown */
       }
@@ -52,11 +58,15 @@ export function ThreadPanel({ roomId, rootId }: { roomId: string; rootId: string
   const view = useMemo(() => buildView(items, me), [items, me]);
   const root = view.find((v) => v.event.event_id === rootId);
   const replies = view.filter((v) => v.event.event_id !== rootId);
+  const summary = useMemo(() => threadSummaries(room?.timeline ?? []).get(rootId), [room?.timeline, rootId]);
+  const total = Math.max(replies.length, summary?.count ?? 0);
 
+  // Follow new replies (not earlier ones loaded above).
+  const lastReply = replies.at(-1)?.item.id;
   useLayoutEffect(() => {
     const el = list.current;
     if (el) el.scrollTop = el.scrollHeight;
-  }, [replies.length]);
+  }, [lastReply]);
 
   useEffect(() => {
     input.current?.focus();
@@ -71,6 +81,21 @@ export function ThreadPanel({ roomId, rootId }: { roomId: string; rootId: string
     const t = setTimeout(() => el.classList.remove("focused"), 2500);
     return () => clearTimeout(t);
   }, [focus, roomId, view]);
+
+  async function loadEarlier() {
+    const client = getClient();
+    if (!client || !earlier || loadingEarlier) return;
+    setLoadingEarlier(true);
+    try {
+      const page = await threadRelations(client.http, roomId, rootId, earlier);
+      setOlder((cur) => [...(page?.events ?? []), ...cur]);
+      setEarlier(page?.nextBatch);
+    } catch (e) {
+      useStore.getState().setError(`Could not load earlier replies: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      setLoadingEarlier(false);
+    }
+  }
 
   function startEdit(eventId: string) {
     const v = view.find((x) => x.event.event_id === eventId);
@@ -120,9 +145,14 @@ export function ThreadPanel({ roomId, rootId }: { roomId: string; rootId: string
         )}
         <div className="thread-count" role="separator">
           <span>
-            {replies.length} {replies.length === 1 ? "reply" : "replies"}
+            {total} {total === 1 ? "reply" : "replies"}
           </span>
         </div>
+        {earlier && (
+          <button className="load-more" onClick={() => void loadEarlier()} disabled={loadingEarlier}>
+            {loadingEarlier ? "Loading…" : "Load earlier replies"}
+          </button>
+        )}
         {replies.map((v, i) => (
           <Message
             key={v.item.id}

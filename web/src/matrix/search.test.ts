@@ -103,9 +103,14 @@ describe("context and relations", () => {
   });
 
   it("reads thread replies from /relations, and copes with a server without it", async () => {
-    const { h, calls } = http(() => json(200, { chunk: [{ event_id: "$r2" }, { event_id: "$r1" }] }));
-    expect((await threadRelations(h, "!r:s", "$root"))!.map((e) => e.event_id)).toEqual(["$r1", "$r2"]);
+    const { h, calls } = http(() => json(200, { chunk: [{ event_id: "$r2" }, { event_id: "$r1" }], next_batch: "older" }));
+    const page = (await threadRelations(h, "!r:s", "$root"))!;
+    expect(page.events.map((e) => e.event_id)).toEqual(["$r1", "$r2"]);
+    expect(page.nextBatch).toBe("older");
     expect(calls[0]!.url.pathname).toBe("/_matrix/client/v1/rooms/!r%3As/relations/%24root/m.thread");
+    expect(calls[0]!.url.searchParams.get("dir")).toBe("b");
+    await threadRelations(h, "!r:s", "$root", "older");
+    expect(calls[1]!.url.searchParams.get("from")).toBe("older");
     const missing = http(() => json(404, { errcode: "M_UNRECOGNIZED", error: "Unrecognized request" }));
     expect(await threadRelations(missing.h, "!r:s", "$root")).toBeUndefined();
     const broken = http(() => json(403, { errcode: "M_FORBIDDEN", error: "no" }));

@@ -152,17 +152,24 @@ export async function fetchEvent(http: Http, roomId: string, eventId: string): P
 // ---- /relations (threads) ------------------------------------------------------
 
 /**
- * The replies of a thread known to the server, oldest first, or undefined when
+ * A page of a thread's replies known to the server, newest page first (events
+ * oldest first within it; `nextBatch` reaches further back), or undefined when
  * the server does not serve /relations (404 M_UNRECOGNIZED, or 404/405 at all).
  */
-export async function threadRelations(http: Http, roomId: string, rootId: string, limit = 50): Promise<MatrixEvent[] | undefined> {
+export async function threadRelations(
+  http: Http,
+  roomId: string,
+  rootId: string,
+  from?: string,
+  limit = 50,
+): Promise<{ events: MatrixEvent[]; nextBatch: string | undefined } | undefined> {
   try {
-    const r = await http.request<{ chunk?: MatrixEvent[] }>(
+    const r = await http.request<{ chunk?: MatrixEvent[]; next_batch?: string }>(
       "GET",
       `/_matrix/client/v1/rooms/${encodeURIComponent(roomId)}/relations/${encodeURIComponent(rootId)}/m.thread`,
-      { query: { limit, dir: "b" } },
+      { query: { limit, dir: "b", from } },
     );
-    return [...(r.chunk ?? [])].reverse();
+    return { events: [...(r.chunk ?? [])].reverse(), nextBatch: typeof r.next_batch === "string" ? r.next_batch : undefined };
   } catch (e) {
     if (e instanceof MatrixError && (e.status === 404 || e.status === 405 || e.errcode === "M_UNRECOGNIZED")) return undefined;
     throw e;
