@@ -112,7 +112,7 @@ def test_two_people_chat_in_the_browser(server_url: str) -> None:
             cwd=WEB,
             capture_output=True,
             text=True,
-            timeout=150,
+            timeout=240,
             env={**os.environ, "CHROMIUM": CHROMIUM},
         )
     except subprocess.TimeoutExpired as e:

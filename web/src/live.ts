@@ -63,7 +63,7 @@ export const useLive = create<LiveState>(() => ({
  */
 export async function toggleNotifications(): Promise<void> {
   const api = notificationApi();
-  const state = useLive.getState().notify;
+  const state = notifyState(); // afresh: site settings may have changed since
   const remember = (v: "on" | "off") => {
     try {
       globalThis.localStorage?.setItem(NOTIFY_KEY, v);
@@ -71,7 +71,10 @@ export async function toggleNotifications(): Promise<void> {
       /* storage disabled: the browser's permission still holds */
     }
   };
-  if (!api || state === "denied" || state === "unsupported") return;
+  if (!api || state === "denied" || state === "unsupported") {
+    useLive.setState({ notify: state });
+    return;
+  }
   if (state === "on") {
     remember("off");
   } else if (api.permission === "granted") {

@@ -366,6 +366,47 @@ try {
   await b.getByRole("button", { name: "Back to rooms" }).click();
   await people.getByLabel("1 unread").waitFor({ state: "detached" });
 
+  step("bob's tab goes hidden: he shows as away, a DM and a mention notify him, a click opens the room");
+  // A stand-in for the browser's Notification (headless chromium shows none).
+  await b.evaluate(() => {
+    window.__notes = [];
+    window.Notification = class {
+      static permission = "default";
+      static async requestPermission() {
+        this.permission = "granted";
+        return "granted";
+      }
+      constructor(title, options) {
+        Object.assign(this, { title, options, onclick: null });
+        window.__notes.push(this);
+      }
+      close() {}
+    };
+  });
+  await b.getByTestId("notify-toggle").click();
+  await b.locator('[data-testid="notify-toggle"][data-state="on"]').waitFor();
+  const setHidden = (page, hidden) =>
+    page.evaluate((h) => {
+      Object.defineProperty(document, "visibilityState", { configurable: true, get: () => (h ? "hidden" : "visible") });
+      document.dispatchEvent(new Event("visibilitychange"));
+    }, hidden);
+  await setHidden(b, true);
+  const alicePeople = a.locator("section", { has: a.getByRole("heading", { name: "People" }) });
+  await alicePeople.locator('[data-presence="unavailable"]').waitFor();
+  await send(a, "are you there, bob?");
+  await b.waitForFunction(() => window.__notes.some((n) => n.options?.body === "are you there, bob?"));
+  await a.getByRole("button", { name: roomName }).click();
+  await send(a, `tea, bob${suffix}?`);
+  await b.waitForFunction((t) => window.__notes.some((n) => n.options?.body === t), `tea, bob${suffix}?`);
+  const titles = await b.evaluate(() => window.__notes.map((n) => n.title));
+  if (titles.length !== 2 || !titles[1].includes(roomName)) throw new Error(`notifications: ${JSON.stringify(titles)}`);
+  await b.evaluate(() => window.__notes[0].onclick({}));
+  await setHidden(b, false);
+  await b.getByRole("heading", { name: /alice/i }).waitFor();
+  await message(b, "are you there, bob?").waitFor();
+  await alicePeople.locator('[data-presence="online"]').waitFor();
+  await b.getByRole("button", { name: "Back to rooms" }).click();
+
   step("a private room: invite from the room header, accept, chat");
   await a.getByRole("button", { name: "New room" }).click();
   await a.getByLabel("Name").fill(`Plans ${suffix}`);

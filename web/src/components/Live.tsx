@@ -48,7 +48,7 @@ export function NotifyToggle() {
       title={title}
       aria-label={title}
       aria-pressed={state === "on"}
-      disabled={state === "denied"}
+      aria-disabled={state === "denied"}
       data-testid="notify-toggle"
       data-state={state}
       onClick={() => void toggleNotifications()}
