@@ -118,6 +118,15 @@ class RecentEvents:
         end = bisect.bisect_right(cached.positions, upto)
         return end > start
 
+    def has_no_member_events(self, room_id: str, after: int, upto: int) -> bool:
+        """True if the kept range proves the room had no member event in ``(after, upto]``."""
+        cached = self._rooms.get(room_id)
+        if cached is None or upto > cached.hi or after < cached.lo:
+            return False
+        start = bisect.bisect_right(cached.positions, after)
+        end = bisect.bisect_right(cached.positions, upto)
+        return all(e.type != "m.room.member" for e in cached.events[start:end])
+
     def _lookup(self, room_id: str, after: int, upto: int, limit: int) -> list[StoredEvent] | None:
         cached = self._rooms.get(room_id)
         if cached is None or upto > cached.hi:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import attrs
@@ -317,7 +317,7 @@ class SyncService:
         }
         if since is not None:
             response["device_lists"] = {"changed": [], "left": []}
-        e2e_updates = await self._e2e(request, upto, response)
+        e2e_updates = await self._e2e(request, upto, response, first["memberships"])
         has_updates = bool(
             e2e_updates
             or join
@@ -567,7 +567,19 @@ class SyncService:
         presence_filter = request.filter.presence
         return [e for e in events if presence_filter.matches(e["type"], str(e.get("sender", "")))]
 
-    async def _e2e(self, request: SyncRequest, upto: StreamToken, response: dict[str, Any]) -> bool:
+    def _no_member_changes(self, rooms: Iterable[str], after: int, upto: int) -> bool:
+        """True if the kept recent events prove no member event in ``(after, upto]``
+        in any of ``rooms`` (the rooms the user has a membership in at ``upto``)."""
+        recent = self.rooms.recent
+        return all(recent.has_no_member_events(room_id, after, upto) for room_id in rooms)
+
+    async def _e2e(
+        self,
+        request: SyncRequest,
+        upto: StreamToken,
+        response: dict[str, Any],
+        rooms: Iterable[str] = (),
+    ) -> bool:
         """Fill the E2E sections (``homeserver/e2e/sync_source.py``); True if there is news.
 
         To-device messages come at most 100 at a time: then ``next_batch`` stops at
@@ -591,7 +603,14 @@ class SyncService:
         changed: list[str] = []
         left: list[str] = []
         if since is not None:
-            changed, left = await e2e.device_lists(user_id, since, upto)
+            device_since = since
+            if since.events < upto.events and self._no_member_changes(
+                rooms, since.events, upto.events
+            ):
+                # No member event in any of the user's rooms in the range: only the
+                # device_lists stream can name someone (often nothing to read at all).
+                device_since = attrs.evolve(since, events=upto.events)
+            changed, left = await e2e.device_lists(user_id, device_since, upto)
             response["device_lists"] = {"changed": changed, "left": left}
         return bool(events or changed or left)
 

@@ -187,3 +187,25 @@ async def test_a_gap_longer_than_the_kept_events_is_limited(
     section = body["rooms"]["join"][room_id]
     assert _ids(section["timeline"]["events"]) == sent
     assert section["timeline"]["limited"] is False
+
+
+async def test_device_lists_name_a_new_member_after_a_cached_sync(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    alice = await register_user(client, "alice")
+    bob = await register_user(client, "bob")
+    carol = await register_user(client, "carol")
+    room_id = await make_room(server.hs, alice["user_id"], joined=(bob["user_id"],))
+    first = await sync(client, bob["access_token"])
+    await send_ok(client, alice["access_token"], room_id, "warm")
+    warm = await sync(client, bob["access_token"], since=first["next_batch"])
+    assert warm["device_lists"]["changed"] == []
+    await send_ok(client, alice["access_token"], room_id, "quiet")
+    quiet = await sync(client, bob["access_token"], since=warm["next_batch"])
+    assert quiet["device_lists"] == {"changed": [], "left": []}
+    await join(server.hs, room_id, carol["user_id"])
+    body = await sync(client, bob["access_token"], since=quiet["next_batch"])
+    assert carol["user_id"] in body["device_lists"]["changed"]
+    await leave(server.hs, room_id, carol["user_id"])
+    body = await sync(client, bob["access_token"], since=body["next_batch"])
+    assert carol["user_id"] in body["device_lists"]["left"]
