@@ -93,7 +93,8 @@ class Session:
         self.broken = False
         self.subscribed = False
         self.refreshed: trio.Event | None = None
-        self._scope = trio.CancelScope()
+        # The nursery's own scope (set in run): one cancel scope per session, not two.
+        self._scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
         # Tasks start only when needed: an idle socket has no writer (it starts
         # when a frame is queued and ends when the queue is empty), and once
@@ -106,11 +107,10 @@ class Session:
     async def run(self) -> None:
         self.hub.opened()
         try:
-            with self._scope:
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    # The reader runs in this (the connection's) task: one task fewer.
-                    await self._task(self._reader)
+            async with trio.open_nursery() as nursery:
+                self._nursery, self._scope = nursery, nursery.cancel_scope
+                # The reader runs in this (the connection's) task: one task fewer.
+                await self._task(self._reader)
             if self.close_code is not None:
                 await self._finish()
         finally:
@@ -123,6 +123,10 @@ class Session:
         try:
             await body()
         except trio_websocket.ConnectionClosed:
+            self._cancel()
+
+    def _cancel(self) -> None:
+        if self._scope is not None:
             self._scope.cancel()
 
     def close(self, code: int, reason: str) -> None:
@@ -131,7 +135,7 @@ class Session:
             self.close_code, self.close_reason = code, reason
             self.hub.record_close(code)
             log.info("ws: closing %s with %d (%s)", self._who(), code, reason)
-        self._scope.cancel()
+        self._cancel()
 
     async def _finish(self) -> None:
         assert self.close_code is not None

@@ -145,7 +145,7 @@ async def _hold(ws: LeanWebSocket, dropped: list[int]) -> None:
     try:
         while True:
             await ws.receive_json()
-    except (WsProtocolError, OSError, trio.BrokenResourceError):
+    except (WsProtocolError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
         dropped[0] += 1
     finally:
         await ws.aclose()
@@ -215,7 +215,14 @@ async def run_ws(
                 try:
                     with trio.fail_after(OPEN_TIMEOUT):
                         ws = await _open_ws(host, port, _token(sessions[n]), tokens[n])
-                except (trio.TooSlowError, OSError, WsProtocolError, ValueError) as exc:
+                except (
+                    trio.TooSlowError,
+                    trio.BrokenResourceError,
+                    trio.ClosedResourceError,
+                    OSError,
+                    WsProtocolError,
+                    ValueError,
+                ) as exc:
                     failed[0] += 1
                     errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                     return
