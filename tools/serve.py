@@ -11,6 +11,7 @@ stops at once).
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 
 import attrs
@@ -74,8 +75,27 @@ async def run_homeserver(
             await hs.aclose()
 
 
+def raise_open_files_limit() -> int:
+    """Raise RLIMIT_NOFILE's soft limit to the hard limit; the soft limit now.
+
+    Every connection is a file descriptor, and the usual soft limit (1024) is
+    far below the 10,000 idle WebSockets one process should hold.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            log.warning("could not raise the open files limit above %d", soft)
+    return soft
+
+
 async def main_serve(config: Config) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+    log.info("open files limit: %d", raise_open_files_limit())
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
 

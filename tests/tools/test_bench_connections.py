@@ -132,3 +132,15 @@ async def test_ws_connections_are_opened_held_and_measured(server: RunningServer
     assert result["delivery_while_held_ms"] is not None
     assert result["rss_kib"]["held"] > 0
     assert server.hs.websockets.statistics().closes.get(4001, 0) == 0
+
+
+def test_the_server_raises_its_open_files_limit_to_the_hard_limit() -> None:
+    import resource
+
+    from tools.serve import raise_open_files_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    now = raise_open_files_limit()
+    assert now >= soft
+    if hard != resource.RLIM_INFINITY:
+        assert now == resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
