@@ -17,7 +17,7 @@ from pathlib import Path
 
 import trio
 
-from homeserver.errors import unrecognized
+from homeserver.errors import not_found, unrecognized
 from homeserver.homeserver import HomeServer
 from homeserver.http.router import Router
 from homeserver.http.types import Request, Response
@@ -123,7 +123,12 @@ def _accepts_gzip(request: Request) -> bool:
 
 
 def _not_found() -> Response:
-    return _page(b"Not found\n", NO_CACHE, "text/plain; charset=utf-8", 404)
+    # The Matrix error body, as for every other 404 of the server (spec/openapi.json).
+    return Response.json(
+        not_found("No such file").to_json(),
+        status=404,
+        headers=[("Cache-Control", NO_CACHE), ("X-Content-Type-Options", "nosniff")],
+    )
 
 
 def add_routes(router: Router, hs: HomeServer | None, *, dist: Path | None = None) -> None:

@@ -37,7 +37,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import attrs
 import pytest
@@ -381,4 +381,19 @@ def test_a_body_over_the_limit_is_a_documented_413(live: Live) -> None:
     )
     response = case.call(base_url=live.base_url, headers=live.headers())
     assert response.status_code == 413, response.text
+    assert _failure_codes(case, live) == set()
+
+
+# Found by the fuzz: the web client's 404s (a missing asset, a refused path)
+# were a text/plain "Not found", not the documented Matrix error.
+
+
+@pytest.mark.parametrize("path", ["/assets/gone-123.js", "/a%5Cb", "/assets/%00x.js"])
+def test_web_client_404_is_a_matrix_error(live: Live, path: str) -> None:
+    response = requests.get(live.base_url + path, timeout=30)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["errcode"] == "M_NOT_FOUND"
+    case = main_schema["/{path}"]["GET"].Case(path_parameters={"path": unquote(path[1:])})
+    assert case.call(base_url=live.base_url).status_code == 404
     assert _failure_codes(case, live) == set()
