@@ -27,6 +27,8 @@ from homeserver.storage.timeline import event_redactions
 
 # Bundled m.reference chunks are bounded per parent.
 MAX_BUNDLED_REFERENCES = 100
+# The newest edits read per parent; the latest valid one among them is bundled.
+MAX_EDIT_CANDIDATES = 20
 _CHUNK = 500
 
 
@@ -73,8 +75,18 @@ _BUNDLED_KINDS = (
 )
 
 _parent = events.alias("parent")
-_EDITS = (
-    sa.select(_rel.c.event_id, _rel.c.relates_to, _rel.c.origin_server_ts)
+_edit_ranked = (
+    sa.select(
+        _rel.c.event_id,
+        _rel.c.relates_to,
+        _rel.c.origin_server_ts,
+        sa.func.row_number()
+        .over(
+            partition_by=_rel.c.relates_to,
+            order_by=(_rel.c.origin_server_ts.desc(), _rel.c.event_id.desc()),
+        )
+        .label("rank"),
+    )
     .join(_parent, _parent.c.event_id == _rel.c.relates_to)
     .where(
         _rel.c.relates_to.in_(_IDS),
@@ -86,7 +98,12 @@ _EDITS = (
         _parent.c.state_key.is_(None),
         _NOT_REDACTED,
     )
-    .order_by(_rel.c.origin_server_ts.desc(), _rel.c.event_id.desc())
+    .subquery()
+)
+_EDITS = (
+    sa.select(_edit_ranked.c.event_id, _edit_ranked.c.relates_to, _edit_ranked.c.origin_server_ts)
+    .where(_edit_ranked.c.rank <= MAX_EDIT_CANDIDATES)
+    .order_by(_edit_ranked.c.origin_server_ts.desc(), _edit_ranked.c.event_id.desc())
 )
 
 _thread_ranked = (

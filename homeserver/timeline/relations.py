@@ -28,8 +28,6 @@ from homeserver.storage.relations import (
     relation_of,
 )
 
-# Edits tried per parent before giving up on finding a valid one (each costs an event read).
-MAX_EDIT_CANDIDATES = 20
 MAX_ANNOTATION_KEY_BYTES = 1024
 
 
@@ -184,7 +182,7 @@ async def build_bundles(
         # A redacted original has no bundled edit (spec "Redactions of edited events").
         if parent is None or parent_id in redacted:
             continue
-        edit_candidates[parent_id] = candidates[:MAX_EDIT_CANDIDATES]
+        edit_candidates[parent_id] = candidates
         wanted.update(c.event_id for c in edit_candidates[parent_id])
     found = await get_events(wanted) if wanted else {}
 

@@ -9,7 +9,11 @@ import sqlalchemy as sa
 
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore, EventToPersist, RoomInfo, StateBefore
-from homeserver.storage.relation_queries import has_annotation, read_bundle_rows
+from homeserver.storage.relation_queries import (
+    MAX_EDIT_CANDIDATES,
+    has_annotation,
+    read_bundle_rows,
+)
 from homeserver.storage.relations import event_relations
 from homeserver.storage.timeline import record_redaction
 
@@ -135,3 +139,14 @@ async def test_bundle_rows_and_redactions(database: Database, store: EventStore)
     assert not await database.read(annotated)
     empty = await database.read(lambda conn: read_bundle_rows(conn, ["$ref"], ALICE))
     assert empty.empty
+
+
+async def test_edit_candidates_are_bounded(database: Database, store: EventStore) -> None:
+    await persist(store, "$create", {}, event_type="m.room.create", state_key="", depth=1)
+    await persist(store, "$root", {"body": "root"})
+    new = {"m.new_content": {"body": "x"}}
+    for i in range(MAX_EDIT_CANDIDATES + 5):
+        await persist(store, f"$edit{i:02}", {**new, **relates("m.replace", "$root")}, depth=3 + i)
+    rows = await database.read(lambda conn: read_bundle_rows(conn, ["$root"], ALICE))
+    newest = [f"$edit{i:02}" for i in reversed(range(5, MAX_EDIT_CANDIDATES + 5))]
+    assert [c.event_id for c in rows.edits["$root"]] == newest
