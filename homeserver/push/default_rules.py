@@ -14,13 +14,17 @@ predate intentional mentions (``m.mentions``) rely on them to highlight, so they
 are included by default, in the places the v1.16 spec lists them; pass
 ``legacy_mention_rules=False`` for the strict v1.17 set.
 
-Pure: plain values in, plain values out. Every call returns fresh dicts, so a
-caller may mutate its copy (user overrides, later) without touching the defaults.
+Pure: plain values in, plain values out. :func:`default_rule_set` returns
+fresh dicts, so a caller may mutate its copy without touching the defaults.
+:func:`shared_default_rule_set` is the hot path (push evaluation for every
+receiver of every event): one set per user, built once and cached, which no
+caller may mutate (``rules.merge_rule_set`` copies only the rules it changes).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 Rule = dict[str, Any]
@@ -169,7 +173,22 @@ def _substitute(value: Any, user_id: str, localpart: str) -> Any:
 
 
 def default_rule_set(user_id: str, *, legacy_mention_rules: bool = True) -> dict[str, list[Rule]]:
-    """The ``global`` rule set of ``user_id``: ``{override, content, room, sender, underride}``."""
+    """The ``global`` rule set of ``user_id``: ``{override, content, room, sender, underride}``.
+
+    A fresh copy the caller owns.
+    """
+    return copy.deepcopy(shared_default_rule_set(user_id, legacy_mention_rules))
+
+
+@functools.lru_cache(maxsize=8192)
+def shared_default_rule_set(
+    user_id: str, legacy_mention_rules: bool = True
+) -> dict[str, list[Rule]]:
+    """Like :func:`default_rule_set`, but one cached set per (user, flag): READ-ONLY.
+
+    Bounded (least recently used users go). Callers must not mutate it or any
+    rule in it; copy a rule before changing it.
+    """
     localpart = user_id[1:].split(":", 1)[0] if user_id.startswith("@") else user_id
     rules = {
         "override": _OVERRIDE,

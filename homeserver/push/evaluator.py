@@ -96,11 +96,18 @@ def split_key(key: str) -> list[str]:
 _MISSING = object()
 
 
+@functools.lru_cache(maxsize=4096)
+def _key_parts(key: str) -> tuple[str, ...]:
+    # Rule keys repeat for every receiver of every event: split each once.
+    return tuple(split_key(key))
+
+
 def lookup(event: Mapping[str, Any], key: str) -> Any:
     """The value at a dotted path, or ``_MISSING`` (never raises)."""
     value: Any = event
-    for part in split_key(key):
-        if not isinstance(value, Mapping) or part not in value:
+    for part in _key_parts(key):
+        # dict first: the ABC check of Mapping is slow and events are dicts.
+        if not (type(value) is dict or isinstance(value, Mapping)) or part not in value:
             return _MISSING
         value = value[part]
     return value

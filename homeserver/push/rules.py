@@ -16,13 +16,15 @@ data under m.push_rules").
 
 from __future__ import annotations
 
+import copy
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from homeserver.errors import MatrixError, bad_json, invalid_param, not_found
-from homeserver.push.default_rules import KINDS, default_rule_set
+from homeserver.push.default_rules import KINDS, shared_default_rule_set
 from homeserver.storage import push as store
 from homeserver.storage.database import Database
 
@@ -76,16 +78,17 @@ def _validate_conditions(conditions: Any) -> list[Any]:
 def merge_rule_set(
     user_id: str, user_rules: Sequence[store.UserRule], overrides: Mapping[str, store.Override]
 ) -> dict[str, list[dict[str, Any]]]:
-    """One user's complete ``global`` rule set, in evaluation order."""
-    defaults = default_rule_set(user_id)
-    for rules in defaults.values():
-        for rule in rules:
-            override = overrides.get(rule["rule_id"])
-            if override is not None:
-                if override.enabled is not None:
-                    rule["enabled"] = override.enabled
-                if override.actions is not None:
-                    rule["actions"] = override.actions
+    """One user's complete ``global`` rule set, in evaluation order.
+
+    Shares the cached defaults (``shared_default_rule_set``) and the stored rules'
+    values: READ-ONLY. Only a default the user changed is copied (shallowly).
+    """
+    shared = shared_default_rule_set(user_id)
+    defaults: dict[str, list[dict[str, Any]]] = {}
+    for kind, rules in shared.items():
+        if overrides:
+            rules = [_overridden(rule, overrides.get(rule["rule_id"])) for rule in rules]
+        defaults[kind] = rules
     out: dict[str, list[dict[str, Any]]] = {}
     for kind in KINDS:
         own = [_render(r) for r in user_rules if r.kind == kind]
@@ -96,6 +99,17 @@ def merge_rule_set(
         else:
             out[kind] = own + defaults[kind]
     return out
+
+
+def _overridden(rule: dict[str, Any], override: store.Override | None) -> dict[str, Any]:
+    if override is None:
+        return rule
+    rule = dict(rule)
+    if override.enabled is not None:
+        rule["enabled"] = override.enabled
+    if override.actions is not None:
+        rule["actions"] = override.actions
+    return rule
 
 
 def _render(rule: store.UserRule) -> dict[str, Any]:
@@ -109,24 +123,77 @@ def _render(rule: store.UserRule) -> dict[str, Any]:
 
 
 class PushRuleService:
-    def __init__(self, database: Database, account_data: GlobalAccountData | None = None) -> None:
+    """Users' rule sets, with the merged sets cached in memory (bounded, LRU).
+
+    The cache is invalidated by this service's own changes (put, delete,
+    enabled, actions), the only writers of a user's rules. A read that
+    overlapped a change does not fill the cache (``_generation``), so a stale
+    set is never kept after the change's invalidation.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        account_data: GlobalAccountData | None = None,
+        *,
+        cache_size: int = 10_000,
+    ) -> None:
         self.database = database
         self.account_data = account_data
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, dict[str, list[dict[str, Any]]]] = OrderedDict()
+        self._generation = 0
 
     async def rule_set(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
-        return (await self.rule_sets([user_id]))[user_id]
+        """The user's set as a fresh copy the caller owns (the API path)."""
+        return copy.deepcopy((await self.rule_sets([user_id]))[user_id])
 
     async def rule_sets(
         self, user_ids: Iterable[str]
     ) -> dict[str, dict[str, list[dict[str, Any]]]]:
-        """Every user's set with two reads, however many users (the push processor's batch)."""
+        """Every user's set, READ-ONLY (shared with the cache): the push processor's batch.
+
+        Users not cached are read with two queries, however many they are.
+        """
         ids = list(dict.fromkeys(user_ids))
+        out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        missing: list[str] = []
+        for user_id in ids:
+            cached = self._cache.get(user_id)
+            if cached is None:
+                missing.append(user_id)
+            else:
+                self._cache.move_to_end(user_id)
+                out[user_id] = cached
+        if not missing:
+            return out
 
         def read(conn: Any) -> tuple[Any, Any]:
-            return store.read_user_rules(conn, ids), store.read_overrides(conn, ids)
+            return store.read_user_rules(conn, missing), store.read_overrides(conn, missing)
 
+        generation = self._generation
         user_rules, overrides = await self.database.read(read)
-        return {u: merge_rule_set(u, user_rules.get(u, []), overrides.get(u, {})) for u in ids}
+        for user_id in missing:
+            merged = merge_rule_set(
+                user_id, user_rules.get(user_id, []), overrides.get(user_id, {})
+            )
+            out[user_id] = merged
+            if generation == self._generation:
+                self._cache[user_id] = merged
+                self._cache.move_to_end(user_id)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return {user_id: out[user_id] for user_id in ids}
+
+    def _invalidate(self, user_id: str) -> None:
+        self._generation += 1
+        self._cache.pop(user_id, None)
+
+    async def _change(self, user_id: str, change: Callable[[Any], None]) -> None:
+        try:
+            await self.database.run(change)
+        finally:
+            self._invalidate(user_id)
 
     async def get_rule(self, user_id: str, kind: str, rule_id: str) -> dict[str, Any]:
         for rule in (await self.rule_set(user_id))[kind]:
@@ -189,7 +256,7 @@ class PushRuleService:
                 others.insert(index, new)
             store.write_kind(conn, user_id, kind, others)
 
-        await self.database.run(change)
+        await self._change(user_id, change)
         await self._announce(user_id)
 
     async def delete_rule(self, user_id: str, kind: str, rule_id: str) -> None:
@@ -205,7 +272,7 @@ class PushRuleService:
                 raise not_found("The push rule was not found.")
             store.write_kind(conn, user_id, kind, kept)
 
-        await self.database.run(change)
+        await self._change(user_id, change)
         await self._announce(user_id)
 
     async def set_enabled(self, user_id: str, kind: str, rule_id: str, enabled: bool) -> None:
@@ -251,7 +318,7 @@ class PushRuleService:
             ]
             store.write_kind(conn, user_id, kind, updated)
 
-        await self.database.run(change)
+        await self._change(user_id, change)
         await self._announce(user_id)
 
     async def _announce(self, user_id: str) -> None:

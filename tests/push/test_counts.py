@@ -290,3 +290,28 @@ async def test_thread_counts_and_threaded_receipts(
     split = room_of(await thread_sync(client, bob))
     assert split["unread_notifications"] == n(0)
     assert "unread_thread_notifications" not in split
+
+
+async def test_a_rule_change_reaches_the_next_evaluation(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    """The processor caches each user's rules; disabling ``.m.rule.message`` (then
+    enabling it again) is seen by the very next message."""
+    alice = await register_user(client, "alice")
+    bob = await register_user(client, "bob")
+    carol = await register_user(client, "carol")
+    room_id = await create_room(client, alice, preset="public_chat")
+    await join(client, bob, room_id)
+    await join(client, carol, room_id)
+    await send(client, alice, room_id, "one")
+    assert counts(await sync(client, bob), room_id)["notification_count"] == 1
+    rule = f"{V3}/pushrules/global/underride/.m.rule.message/enabled"
+    r = await client.put(rule, headers=auth(bob), json={"enabled": False})
+    assert r.status_code == 200, r.text
+    await send(client, alice, room_id, "two")
+    assert counts(await sync(client, bob), room_id)["notification_count"] == 1
+    assert counts(await sync(client, carol), room_id)["notification_count"] == 2
+    r = await client.put(rule, headers=auth(bob), json={"enabled": True})
+    assert r.status_code == 200, r.text
+    await send(client, alice, room_id, "three")
+    assert counts(await sync(client, bob), room_id)["notification_count"] == 2
