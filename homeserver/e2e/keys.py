@@ -214,6 +214,19 @@ class E2EKeyService:
             lambda conn: db.unused_fallback_algorithms(conn, user_id, device_id)
         )
 
+    async def device_key_counts(
+        self, user_id: str, device_id: str
+    ) -> tuple[dict[str, int], list[str]]:
+        """(one-time key counts, unused fallback key types) in one database trip (/sync)."""
+
+        def read(conn: Any) -> tuple[dict[str, int], list[str]]:
+            return (
+                db.count_one_time_keys(conn, user_id, device_id),
+                db.unused_fallback_algorithms(conn, user_id, device_id),
+            )
+
+        return await self.database.read(read)
+
     # -- device lists ----------------------------------------------------------------------
 
     async def device_list_changes(

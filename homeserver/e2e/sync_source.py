@@ -48,13 +48,13 @@ class E2ESyncSource:
             events_to=upto.events,
         )
 
-    async def otk_counts(self, user_id: str, device_id: str) -> dict[str, int]:
-        counts = await self.keys.otk_counts(user_id, device_id)
+    async def device_key_counts(
+        self, user_id: str, device_id: str
+    ) -> tuple[dict[str, int], list[str]]:
+        """(``device_one_time_keys_count``, ``device_unused_fallback_key_types``), one read."""
+        counts, fallback_types = await self.keys.device_key_counts(user_id, device_id)
         # Always state the count clients upload by, zero included: a client that
         # reads a missing count as "unchanged" would never replenish its keys
         # after the last one is claimed (Synapse does the same).
         counts.setdefault(SIGNED_CURVE25519, 0)
-        return counts
-
-    async def unused_fallback_types(self, user_id: str, device_id: str) -> list[str]:
-        return await self.keys.unused_fallback_types(user_id, device_id)
+        return counts, fallback_types

@@ -596,10 +596,9 @@ class SyncService:
         response["to_device"]["events"] = events
         if to_device_pos != upto.to_device:
             response["next_batch"] = attrs.evolve(upto, to_device=to_device_pos).to_string()
-        response["device_one_time_keys_count"] = await e2e.otk_counts(user_id, device_id)
-        response["device_unused_fallback_key_types"] = await e2e.unused_fallback_types(
-            user_id, device_id
-        )
+        counts, fallback_types = await e2e.device_key_counts(user_id, device_id)
+        response["device_one_time_keys_count"] = counts
+        response["device_unused_fallback_key_types"] = fallback_types
         changed: list[str] = []
         left: list[str] = []
         if since is not None:
