@@ -27,7 +27,7 @@ def parse_version(value: str | None) -> int:
     """A version string from a path or query; an unknown shape is simply not found."""
     if value is None:
         raise MatrixError(400, "M_MISSING_PARAM", "'version' is required")
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise not_found("Unknown backup version")
     return int(value)
 

@@ -165,6 +165,8 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     unit, _, spec = header.strip().partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
+    if not spec.isascii():  # str.isdigit() accepts "²", which int() refuses
+        return None
     first, dash, last = spec.strip().partition("-")
     if not dash:
         return None

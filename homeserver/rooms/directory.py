@@ -119,7 +119,7 @@ def _matches(entry: Mapping[str, Any], query: PublicRoomsQuery) -> bool:
 def _parse_since(since: str | None) -> int:
     if since is None or since == "":
         return 0
-    if not since.startswith("p") or not since[1:].isdigit() or len(since) > 12:
+    if not since.startswith("p") or not (since.isascii() and since[1:].isdigit()) or len(since) > 12:
         raise invalid_param("Invalid 'since' token")
     return int(since[1:])
 

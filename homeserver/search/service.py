@@ -176,7 +176,7 @@ class SearchService:
         group_by = self._group_by(criteria)
         offset = 0
         if next_batch is not None:
-            if not next_batch.isdigit() or len(next_batch) > 9:
+            if not (next_batch.isascii() and next_batch.isdigit()) or len(next_batch) > 9:
                 raise invalid_param("Invalid 'next_batch'")
             offset = int(next_batch)
 

@@ -35,7 +35,7 @@ def insert_filter(conn: Connection, user_id: str, body: dict[str, Any]) -> str:
 
 
 def read_filter(conn: Connection, user_id: str, filter_id: str) -> dict[str, Any] | None:
-    if not filter_id.isdigit() or len(filter_id) > 18:
+    if not (filter_id.isascii() and filter_id.isdigit()) or len(filter_id) > 18:
         return None
     text = conn.execute(
         sa.select(user_filters.c.filter_json).where(

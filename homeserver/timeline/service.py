@@ -440,6 +440,6 @@ def _cut_at(
 def check_limit(value: str | None, default: int = DEFAULT_LIMIT) -> int:
     if value is None:
         return default
-    if not value.isdigit() or len(value) > 9:
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
         raise MatrixError(400, "M_INVALID_PARAM", "'limit' must be a non-negative integer")
     return max(1, min(int(value), MAX_LIMIT))

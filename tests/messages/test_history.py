@@ -151,6 +151,8 @@ async def test_messages_refusals(
     assert_error(
         await messages(client, token, room_id, dir="b", limit="-1"), 400, "M_INVALID_PARAM"
     )
+    # "²" passes str.isdigit() but int() refuses it: a 400, not a 500.
+    assert_error(await messages(client, token, room_id, dir="b", limit="²"), 400, "M_INVALID_PARAM")
     bad_from = await messages(client, token, room_id, dir="b", **{"from": "garbage"})
     assert_error(bad_from, 400, "M_INVALID_PARAM")
     assert_error(await messages(client, token, room_id, dir="b", filter="{"), 400, "M_BAD_JSON")
