@@ -21,7 +21,6 @@ import trio
 from tools.bench import connections, fanout, history, initial_sync, register
 from tools.bench.common import BenchError, add_base_url, bench_get, loopback_target
 from tools.bench.http import bench_http
-from tools.bench.rawhttp import bench_raw
 from tools.bench.report import format_table
 
 SCENARIOS = [
@@ -68,14 +67,7 @@ def _runner(name: str, http_client: str = "raw") -> Callable[..., Awaitable[dict
         async def http(base_url: str, **kw: Any) -> dict[str, Any]:
             if http_client == "httpx":
                 return await bench_get(base_url, **kw)
-            if http_client == "raw-chunked":
-                return await bench_raw(base_url, **kw)
-            result = await bench_http(base_url, **kw)
-            if not result[
-                "requests"
-            ]:  # e.g. chunked answers the Content-Length client cannot frame
-                result = await bench_raw(base_url, **kw)
-            return result
+            return await bench_http(base_url, **kw)
 
         return http
     local: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
@@ -138,8 +130,7 @@ async def run_all(
     """Every planned scenario in turn; a failing scenario is recorded, not fatal.
 
     ``http_client`` picks the http scenario's client: "raw" (tools.bench.http,
-    Content-Length only), "raw-chunked" (tools.bench.rawhttp, either framing)
-    or "httpx"; two servers are compared with the same one.
+    either framing) or "httpx"; two servers are compared with the same one.
     """
     loopback_target(base_url)
     steps = plan(quick=quick, only=only, pid=pid)

@@ -171,7 +171,7 @@ def bench_one(
                     quick=quick,
                     only=only,
                     pid=process.pid,
-                    http_client="raw-chunked",
+                    http_client="raw",
                     progress=lambda line: say(f"   {name} {line}"),
                 )
 
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         "notes": [
             "One server runs at a time; the load generator shares the same cores.",
             "Ratios are Plait/Synapse; see the 'better' column for the direction.",
-            "The http scenario uses the same raw keep-alive client for both (tools/bench/rawhttp.py).",
+            "The http scenario uses the same raw keep-alive client for both (tools/bench/http.py).",
         ],
     }
     say(f"machine: {report['machine']['cores']} cores, load {report['machine']['load_at_start']}")

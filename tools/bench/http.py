@@ -2,9 +2,11 @@
 
 Each connection sends one request, reads the whole response, records the
 latency and sends the next (no pipelining, like ``wrk``). The parser only does
-what a benchmark needs (status, Content-Length), so the generator costs as
-little CPU as possible; on a two-core machine it still competes with the
-server, so compare with ``wrk`` when the number matters.
+what a benchmark needs (status, and the framing: Content-Length, which Plait
+sends, or chunked, which Synapse's Twisted sends for small JSON), so the
+generator costs as little CPU as possible and measures both servers alike.
+On a two-core machine it still competes with the server, so compare with
+``wrk`` when the number matters.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import trio
 
 MAX_DURATION = 300.0
 MAX_CONNECTIONS = 2000
+MAX_HEAD = 65536
 
 
 class BenchError(ValueError):
@@ -54,31 +57,50 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-async def _read_response(stream: trio.SocketStream, buffer: bytearray) -> int:
-    """Read one response from ``stream`` (leftovers stay in ``buffer``); returns the status."""
-    while True:
-        end = buffer.find(b"\r\n\r\n")
-        if end != -1:
-            break
+async def _fill(stream: trio.SocketStream, buffer: bytearray, size: int) -> None:
+    while len(buffer) < size:
         chunk = await stream.receive_some(65536)
         if not chunk:
             raise ConnectionError("server closed the connection")
         buffer += chunk
+
+
+async def _find(stream: trio.SocketStream, buffer: bytearray, marker: bytes, start: int) -> int:
+    while (index := buffer.find(marker, start)) == -1:
+        if len(buffer) > MAX_HEAD + start:
+            raise ConnectionError("header or chunk line too long")
+        await _fill(stream, buffer, len(buffer) + 1)
+    return index
+
+
+async def read_response(stream: trio.SocketStream, buffer: bytearray) -> int:
+    """Read one response (Content-Length or chunked) from ``stream``; returns the status."""
+    end = await _find(stream, buffer, b"\r\n\r\n", 0)
     head = bytes(buffer[:end]).lower()
     status = int(head[9:12])
+    del buffer[: end + 4]
     marker = head.find(b"content-length:")
-    if marker == -1:
-        raise ConnectionError("response without Content-Length")
-    line_end = head.find(b"\r\n", marker)
-    length = int(head[marker + 15 : line_end if line_end != -1 else len(head)])
-    total = end + 4 + length
-    while len(buffer) < total:
-        chunk = await stream.receive_some(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection mid-body")
-        buffer += chunk
-    del buffer[:total]
-    return status
+    if marker != -1:
+        line_end = head.find(b"\r\n", marker)
+        length = int(head[marker + 15 : line_end if line_end != -1 else len(head)])
+        await _fill(stream, buffer, length)
+        del buffer[:length]
+        return status
+    if b"transfer-encoding: chunked" not in head:
+        raise ConnectionError("response with neither Content-Length nor chunked framing")
+    while True:
+        line_end = await _find(stream, buffer, b"\r\n", 0)
+        size = int(bytes(buffer[:line_end]).split(b";")[0], 16)
+        del buffer[: line_end + 2]
+        if size == 0:
+            trailer_end = await _find(stream, buffer, b"\r\n", 0)
+            while trailer_end != 0:  # skip trailers up to the empty line
+                del buffer[: trailer_end + 2]
+                trailer_end = await _find(stream, buffer, b"\r\n", 0)
+            del buffer[:2]
+            return status
+        await _fill(stream, buffer, size + 2)
+        del buffer[: size + 2]
 
 
 async def bench_http(
@@ -118,7 +140,7 @@ async def bench_http(
                 started = clock()
                 try:
                     await stream.send_all(payload)
-                    status = await _read_response(stream, buffer)
+                    status = await read_response(stream, buffer)
                 except (ConnectionError, trio.BrokenResourceError, OSError, ValueError) as exc:
                     errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                     await trio.aclose_forcefully(stream)

@@ -9,7 +9,7 @@ import trio
 import trio.testing
 
 from tools.bench.common import BenchError
-from tools.bench.rawhttp import bench_raw, read_response
+from tools.bench.http import bench_http, read_response
 
 RESPONSES = (
     b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
@@ -43,6 +43,6 @@ async def test_unframed_response_is_an_error() -> None:
 
 async def test_refuses_remote_targets_and_bad_sizes() -> None:
     with pytest.raises(BenchError):
-        await bench_raw("http://192.0.2.1:80")
+        await bench_http("http://192.0.2.1:80")
     with pytest.raises(BenchError):
-        await bench_raw("http://127.0.0.1:1", connections=0)
+        await bench_http("http://127.0.0.1:1", connections=0)
