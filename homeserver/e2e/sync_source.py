@@ -30,6 +30,9 @@ class E2ESyncSource:
         handed out, and the rest follow in the next sync.
         """
         since = since_pos or 0
+        if await self.to_device.nothing_queued(user_id, device_id, since):
+            # Nothing to acknowledge or hand out (most woken syncs): no database trip.
+            return [], max(upto_pos, since)
         if since > 0:
             await self.to_device.delete_to_device_before(user_id, device_id, since)
         found = await self.to_device.to_device_for(user_id, device_id, since, upto_pos)

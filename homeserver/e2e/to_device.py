@@ -8,6 +8,9 @@ stream; ``/sync`` hands a device its queue in order, at most
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -16,12 +19,15 @@ from sqlalchemy.engine import Connection
 from homeserver.errors import MatrixError
 from homeserver.notifier import Notifier
 from homeserver.storage import devices as devices_db
+from homeserver.storage import e2e_keys as positions_db
 from homeserver.storage import to_device as db
 from homeserver.storage.database import Database
 
 # Bounds, documented in client_api/to_device.py.
 MAX_PER_SYNC = 100
 MAX_QUEUED_PER_DEVICE = 1000
+# Users and devices whose queue state is remembered in memory (sync skips reads).
+MAX_TRACKED = 50_000
 
 
 def queue_full(user_id: str, device_id: str) -> MatrixError:
@@ -42,6 +48,17 @@ class ToDeviceService:
         self.notifier = notifier
         self.server_name = server_name
         self._now_ms = now_ms
+        # What lets a sync skip its to-device reads (``nothing_queued``):
+        # the highest position queued for each user by this process, recorded
+        # in the writing transaction *before* it commits; every message not
+        # recorded there (queued before start, or evicted) is at most ``_floor``
+        # (``None``: not read from the database yet) or ``_evicted``.
+        self._lock = threading.Lock()
+        self._last_queued: OrderedDict[str, int] = OrderedDict()
+        self._evicted = 0
+        self._floor: int | None = None
+        # (user, device) -> position up to which the device's queue is known empty.
+        self._acked: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     async def send(
         self,
@@ -76,11 +93,49 @@ class ToDeviceService:
                 pending[(user_id, device_id)] = held + 1
                 message = {"sender": sender, "type": event_type, "content": content}
                 positions[user_id] = db.enqueue(conn, user_id, device_id, message)
+            self._record_queued(positions)
             return positions
 
         positions = await self.database.run(write)
         for user_id, position in positions.items():
             self.notifier.notify("to_device", position, users=[user_id])
+
+    def _record_queued(self, positions: dict[str, int]) -> None:
+        """Called in the writing transaction, before the commit (worker thread)."""
+        with self._lock:
+            for user_id, position in positions.items():
+                self._last_queued[user_id] = max(position, self._last_queued.get(user_id, 0))
+                self._last_queued.move_to_end(user_id)
+            while len(self._last_queued) > MAX_TRACKED:
+                _, evicted = self._last_queued.popitem(last=False)
+                self._evicted = max(self._evicted, evicted)
+
+    async def nothing_queued(self, user_id: str, device_id: str, since_pos: int) -> bool:
+        """True if the device has no message at all (none up to ``since_pos`` left to
+        delete, none after it to read), known without a database trip.
+
+        Conservative: False whenever unsure (first call, a device not acknowledged
+        since its user's latest queued message).
+        """
+        if since_pos <= 0:
+            return False
+        if self._floor is None:
+            # Committed positions only; later ones are recorded before they commit.
+            self._floor = await self.database.read(
+                functools.partial(positions_db.read_position, stream="to_device")
+            )
+        with self._lock:
+            last = max(self._last_queued.get(user_id, 0), self._floor, self._evicted)
+            acked = self._acked.get((user_id, device_id), -1)
+        return last <= since_pos and acked >= last
+
+    def _record_acked(self, user_id: str, device_id: str, pos: int) -> None:
+        key = (user_id, device_id)
+        with self._lock:
+            self._acked[key] = max(pos, self._acked.get(key, 0))
+            self._acked.move_to_end(key)
+            while len(self._acked) > MAX_TRACKED:
+                self._acked.popitem(last=False)
 
     async def to_device_for(
         self, user_id: str, device_id: str, since_pos: int, to_pos: int, limit: int = MAX_PER_SYNC
@@ -100,8 +155,13 @@ class ToDeviceService:
         if not await self.database.read(
             lambda conn: db.has_messages_upto(conn, user_id, device_id, pos)
         ):
+            self._record_acked(user_id, device_id, pos)
             return 0
-        return await self.database.run(lambda conn: db.delete_upto(conn, user_id, device_id, pos))
+        deleted = await self.database.run(
+            lambda conn: db.delete_upto(conn, user_id, device_id, pos)
+        )
+        self._record_acked(user_id, device_id, pos)
+        return deleted
 
     def delete_devices_tx(
         self, conn: Connection, user_id: str, device_ids: list[str] | None

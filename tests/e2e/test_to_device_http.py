@@ -11,6 +11,7 @@ from e2e_helpers import Device, assert_error, login, register
 from plait_fixtures import RegisterUser, RunningServer
 
 import homeserver.e2e.to_device as to_device_service
+from homeserver.notifier import StreamToken
 
 
 async def send(sender: Device, txn: str, messages: dict[str, Any], kind: str = "m.test") -> None:
@@ -164,3 +165,29 @@ async def test_transaction_ids_are_forgotten_after_a_day(
     await send(bob, "new", target)  # prunes "old"
     await send(bob, "old", target)
     assert len((await alice.sync())["to_device"]["events"]) == 3
+
+
+async def test_sync_skips_to_device_reads_only_when_nothing_is_queued(
+    server: RunningServer, client: httpx.AsyncClient, register_user: RegisterUser
+) -> None:
+    """Once a device acknowledged its queue, a sync with nothing newly queued for its
+    user reads no to-device rows; a message queued after that is still handed out."""
+    service = server.hs.to_device
+    alice = await register(client, register_user, "alice")
+    bob = await register(client, register_user, "bob")
+    await send(bob, "t1", {alice.user_id: {alice.device_id: {"n": 1}}})
+    first = await alice.sync()
+    assert [e["content"] for e in first["to_device"]["events"]] == [{"n": 1}]
+    token = StreamToken.parse(first["next_batch"]).to_device
+    # Not acknowledged yet: the reads are needed.
+    assert not await service.nothing_queued(alice.user_id, alice.device_id, token)
+    second = await alice.sync(first["next_batch"])  # acknowledges n=1
+    assert second["to_device"]["events"] == []
+    assert await service.nothing_queued(alice.user_id, alice.device_id, token)
+    third = await alice.sync(second["next_batch"])
+    assert third["to_device"]["events"] == []
+    # A message for Alice's other device is new for her user: read again.
+    await send(bob, "t2", {alice.user_id: {"*": {"n": 2}}})
+    assert not await service.nothing_queued(alice.user_id, alice.device_id, token)
+    fourth = await alice.sync(third["next_batch"])
+    assert [e["content"] for e in fourth["to_device"]["events"]] == [{"n": 2}]
