@@ -419,6 +419,15 @@ USER = C + "/user/{userId}"
 MEDIA_V1 = "/_matrix/client/v1/media"
 MEDIA_V3 = "/_matrix/media/v3"
 
+RELATIONS_QUERY = {
+    "from": STR,
+    "to": STR,
+    "limit": {"type": "integer", "minimum": 1},
+    "dir": string_param(enum=["b", "f"]),
+    "recurse": {"type": "boolean"},
+}
+
+
 OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
     # discovery
     (
@@ -1101,13 +1110,7 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
             "GET /_matrix/client/v1/rooms/{roomId}/relations/{eventId}",
             ok=RELATIONS_RESPONSE,
             errors=(404,),
-            query={
-                "from": STR,
-                "to": STR,
-                "limit": {"type": "integer", "minimum": 1},
-                "dir": string_param(enum=["b", "f"]),
-                "recurse": {"type": "boolean"},
-            },
+            query=RELATIONS_QUERY,
             r0=False,
         ),
     ),
@@ -1119,13 +1122,7 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
             "GET /_matrix/client/v1/rooms/{roomId}/relations/{eventId}/{relType}",
             ok=RELATIONS_RESPONSE,
             errors=(404,),
-            query={
-                "from": STR,
-                "to": STR,
-                "limit": {"type": "integer", "minimum": 1},
-                "dir": string_param(enum=["b", "f"]),
-                "recurse": {"type": "boolean"},
-            },
+            query=RELATIONS_QUERY,
             r0=False,
         ),
     ),
@@ -1137,13 +1134,7 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
             "GET /_matrix/client/v1/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}",
             ok=RELATIONS_RESPONSE,
             errors=(404,),
-            query={
-                "from": STR,
-                "to": STR,
-                "limit": {"type": "integer", "minimum": 1},
-                "dir": string_param(enum=["b", "f"]),
-                "recurse": {"type": "boolean"},
-            },
+            query=RELATIONS_QUERY,
             r0=False,
         ),
     ),
