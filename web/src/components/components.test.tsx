@@ -1,42 +1,14 @@
 import { act, cleanup, fireEvent, render, screen } from "@testing-library/react";
 import { afterEach, describe, expect, it } from "vitest";
-import { applyJoinedRoom } from "../matrix/rooms";
-import type { MatrixEvent, Room } from "../matrix/types";
 import { useStore } from "../store";
 import { App } from "./App";
 import { Markdown } from "./Markdown";
 import { RoomView } from "./RoomView";
 import { Sidebar, sortRooms } from "./Sidebar";
 import { dayLabel } from "./Timeline";
+import { ME, ev, ready, room } from "./testFixtures";
 
-const ME = "@me:s";
 afterEach(cleanup);
-
-let n = 0;
-function ev(partial: Partial<MatrixEvent> = {}): MatrixEvent {
-  n += 1;
-  return { event_id: `$c${n}`, type: "m.room.message", sender: "@bob:s", origin_server_ts: Date.UTC(2026, 0, 1, 12) + n, content: { msgtype: "m.text", body: `m${n}` }, ...partial };
-}
-
-function room(roomId: string, events: MatrixEvent[], extra: Partial<Room> = {}): Room {
-  const r = applyJoinedRoom(undefined, roomId, { timeline: { events } }, ME, false);
-  return { ...r, moreHistory: false, ...extra };
-}
-
-function ready(rooms: Room[], current?: string) {
-  act(() =>
-    useStore.setState({
-      phase: "ready",
-      session: { userId: ME, deviceId: "D", accessToken: "a" },
-      myName: "Me Myself",
-      rooms: Object.fromEntries(rooms.map((r) => [r.roomId, r])),
-      direct: {},
-      currentRoomId: current,
-      connected: true,
-      error: undefined,
-    }),
-  );
-}
 
 describe("Markdown", () => {
   it("renders markup as elements and HTML in bodies as plain text", () => {

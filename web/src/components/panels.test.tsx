@@ -1,6 +1,5 @@
 import { act, cleanup, fireEvent, render, screen, within } from "@testing-library/react";
 import { afterEach, describe, expect, it } from "vitest";
-import { applyJoinedRoom } from "../matrix/rooms";
 import type { SearchHit } from "../matrix/search";
 import { threadReplyContent } from "../matrix/threads";
 import type { MatrixEvent, Room } from "../matrix/types";
@@ -8,38 +7,15 @@ import { emptySearch, usePanels } from "../panels";
 import { useStore } from "../store";
 import { App } from "./App";
 import { SearchPanel } from "./SearchPanel";
+import { ME, ev as evFixture, ready as readyFixture, room } from "./testFixtures";
 
-const ME = "@me:s";
 afterEach(() => {
   cleanup();
   act(() => usePanels.setState({ panel: null, search: emptySearch, focus: undefined, fromResults: false, searchFrom: "room" }));
 });
 
-let n = 0;
-function ev(partial: Partial<MatrixEvent> = {}): MatrixEvent {
-  n += 1;
-  return { event_id: `$p${n}`, type: "m.room.message", sender: "@bob:s", origin_server_ts: Date.UTC(2026, 0, 1, 12) + n, content: { msgtype: "m.text", body: `m${n}` }, ...partial };
-}
-
-function room(roomId: string, events: MatrixEvent[], extra: Partial<Room> = {}): Room {
-  const r = applyJoinedRoom(undefined, roomId, { timeline: { events } }, ME, false);
-  return { ...r, moreHistory: false, ...extra };
-}
-
-function ready(rooms: Room[], current?: string) {
-  act(() =>
-    useStore.setState({
-      phase: "ready",
-      session: { userId: ME, deviceId: "D", accessToken: "a" },
-      myName: "Me",
-      rooms: Object.fromEntries(rooms.map((r) => [r.roomId, r])),
-      direct: {},
-      currentRoomId: current,
-      connected: true,
-      error: undefined,
-    }),
-  );
-}
+const ev = (partial: Partial<MatrixEvent> = {}) => evFixture(partial, "p");
+const ready = (rooms: Room[], current?: string) => readyFixture(rooms, current, "Me");
 
 function searchHit(body: string): SearchHit {
   const event = { ...ev({ content: { msgtype: "m.text", body } }), room_id: "!r:s" } as MatrixEvent;
