@@ -63,6 +63,7 @@ events = sa.Table(
     sa.Column("state_group_after", sa.BigInteger, nullable=True),
     sa.Index("events_room_topo", "room_id", "topological_ordering", "stream_ordering"),
     sa.Index("events_room_stream", "room_id", "stream_ordering"),
+    sa.Index("events_room_sender", "room_id", "sender", "stream_ordering"),
 )
 
 event_edges = sa.Table(
