@@ -62,6 +62,17 @@ function loadTheme(): Theme {
   return t === "light" || t === "dark" ? t : "system";
 }
 
+/** An m.text content for `body`, with an HTML rendering when the markdown-lite markup asks for one. */
+function textContent(body: string): Record<string, unknown> {
+  const content: Record<string, unknown> = { msgtype: "m.text", body };
+  const tokens = parse(body);
+  if (hasMarkup(tokens)) {
+    content["format"] = "org.matrix.custom.html";
+    content["formatted_body"] = toHtml(tokens);
+  }
+  return content;
+}
+
 export const useStore = create<AppState>((set, get) => {
   function updateRoom(roomId: string, f: (r: Room) => Room): void {
     set((s) => {
@@ -270,12 +281,7 @@ export const useStore = create<AppState>((set, get) => {
     sendText(roomId, text) {
       const body = text.trim();
       if (!body) return;
-      const content: Record<string, unknown> = { msgtype: "m.text", body };
-      const tokens = parse(body);
-      if (hasMarkup(tokens)) {
-        content["format"] = "org.matrix.custom.html";
-        content["formatted_body"] = toHtml(tokens);
-      }
+      const content = textContent(body);
       const replyTo = get().replyTo;
       if (replyTo) content["m.relates_to"] = { "m.in_reply_to": { event_id: replyTo } };
       set({ replyTo: undefined });
@@ -313,12 +319,7 @@ export const useStore = create<AppState>((set, get) => {
     sendThreadReply(roomId, rootId, text) {
       const body = text.trim();
       if (!body) return;
-      const content: Record<string, unknown> = { msgtype: "m.text", body };
-      const tokens = parse(body);
-      if (hasMarkup(tokens)) {
-        content["format"] = "org.matrix.custom.html";
-        content["formatted_body"] = toHtml(tokens);
-      }
+      const content = textContent(body);
       // The fallback reply points at the thread's latest event (spec: threading).
       const timeline = get().rooms[roomId]?.timeline ?? [];
       const latest = [...timeline].reverse().find((t) => !t.id.startsWith("~") && threadRootOf(t.event) === rootId);
@@ -327,12 +328,7 @@ export const useStore = create<AppState>((set, get) => {
     editMessage(roomId, eventId, text) {
       const body = text.trim();
       if (!body) return;
-      const newContent: Record<string, unknown> = { msgtype: "m.text", body };
-      const tokens = parse(body);
-      if (hasMarkup(tokens)) {
-        newContent["format"] = "org.matrix.custom.html";
-        newContent["formatted_body"] = toHtml(tokens);
-      }
+      const newContent = textContent(body);
       set({ editing: undefined });
       enqueue(roomId, "m.room.message", {
         msgtype: "m.text",
