@@ -56,7 +56,8 @@ class AuthConfig:
     access_token_lifetime_s: int = 300
     # Lifetime of a refresh token that is never used.
     refresh_token_lifetime_s: int = 30 * 24 * 3600
-    # Seconds a revocation may take to be seen from the session cache (0: never cache).
+    # Seconds after which a cached session row is read again (0: kept until revoked;
+    # revocations drop it at once either way, the server being one process).
     session_cache_s: float = 0.0
     # argon2id cost for password hashes (argon2-cffi defaults; tests lower them).
     argon2_time_cost: int = 3

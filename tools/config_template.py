@@ -71,7 +71,8 @@ key_path = "{tls_key}"
 access_token_lifetime_s = 300
 # Lifetime in seconds of an unused refresh token.
 refresh_token_lifetime_s = 2592000
-# Seconds a session check may be cached. 0: logout revokes at once.
+# Seconds after which a cached session row is read again (0: never). Logout and
+# every other revocation take effect at once either way.
 session_cache_s = 0.0
 # argon2id cost of password hashes (argon2-cffi's defaults; raise them on big machines).
 argon2_time_cost = 3

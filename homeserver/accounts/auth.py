@@ -1,9 +1,11 @@
 """Logins, access tokens, refresh tokens, logout: who is making this request?
 
-Every authenticated request checks the session row its JWT names (through a
-short cache when ``auth.session_cache_s`` > 0), so logout, device deletion,
-deactivation and refresh-token reuse take effect at once. Secrets (passwords,
-tokens) are never logged; log lines name users and devices only.
+Every authenticated request checks the session row its JWT names, so logout,
+device deletion, deactivation and refresh-token reuse take effect at once. The
+rows are kept in memory (:class:`SessionCache`): every writer of the sessions
+table goes through this service and drops what it changed, so the steady state
+costs no database trip per request. Secrets (passwords, tokens) are never
+logged; log lines name users and devices only.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import secrets
 import string
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -38,6 +41,8 @@ log = logging.getLogger(__name__)
 LAST_SEEN_INTERVAL_S = 300.0
 MAX_DEVICE_ID_LENGTH = 255
 _SESSION_CACHE_MAX = 100_000
+# Session rows kept in memory: one per active login; ~0.3 KiB each.
+SESSION_ROWS_MAX = 20_000
 
 
 @attrs.frozen
@@ -81,6 +86,49 @@ class _NewSession:
     refresh_expiry_ms: int | None
 
 
+class SessionCache:
+    """Session rows by session ID, bounded (least recently used goes first).
+
+    Exact, not timed: the server is one process and every change to the sessions
+    table (login replacing a device, refresh, rotation confirmed, logout, device
+    deletion, password change, deactivation) goes through :class:`AuthService`,
+    which calls :meth:`forget` once the change committed. Race-free: a reader
+    takes :meth:`stamp` before its database read and :meth:`put` keeps the row
+    only if nothing was forgotten meanwhile (a row read before a logout
+    committed must not outlive it). Absent rows are never cached.
+    """
+
+    def __init__(self, max_entries: int = SESSION_ROWS_MAX) -> None:
+        self.max_entries = max_entries
+        self._rows: OrderedDict[str, tuple[sessions_db.SessionRow, float]] = OrderedDict()
+        self._generation = 0
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def stamp(self) -> int:
+        return self._generation
+
+    def get(self, session_id: str) -> tuple[sessions_db.SessionRow, float] | None:
+        cached = self._rows.get(session_id)
+        if cached is not None:
+            self._rows.move_to_end(session_id)
+        return cached
+
+    def put(self, row: sessions_db.SessionRow, stamp: int, now: float) -> None:
+        if stamp != self._generation:
+            return
+        self._rows[row.session_id] = (row, now)
+        self._rows.move_to_end(row.session_id)
+        while len(self._rows) > self.max_entries:
+            self._rows.popitem(last=False)
+
+    def forget(self, session_ids: list[str]) -> None:
+        self._generation += 1
+        for session_id in session_ids:
+            self._rows.pop(session_id, None)
+
+
 def new_device_id() -> str:
     return "".join(secrets.choice(string.ascii_uppercase) for _ in range(10))
 
@@ -99,7 +147,7 @@ class AuthService:
         self.passwords = passwords
         self._secret = secret
         self._clock = clock
-        self._session_cache: dict[str, tuple[sessions_db.SessionRow, float]] = {}
+        self.sessions = SessionCache()
         # access token -> its verified claims: the signature check costs more than
         # the rest of a small request. Expiry is still checked on every use.
         self._claims_cache: dict[str, tokens.AccessClaims] = {}
@@ -265,17 +313,16 @@ class AuthService:
         return Requester(row.user_id, row.device_id, row.session_id)
 
     async def _session(self, session_id: str) -> sessions_db.SessionRow | None:
-        ttl = self.config.session_cache_s
+        # ``session_cache_s`` > 0 also re-reads rows older than that (0: kept until dropped).
+        max_age = self.config.session_cache_s
         now = time.monotonic()
-        if ttl > 0:
-            cached = self._session_cache.get(session_id)
-            if cached is not None and now - cached[1] < ttl:
-                return cached[0]
+        cached = self.sessions.get(session_id)
+        if cached is not None and (max_age <= 0 or now - cached[1] < max_age):
+            return cached[0]
+        stamp = self.sessions.stamp()
         row = await self.database.read(lambda conn: sessions_db.get_session(conn, session_id))
-        if ttl > 0 and row is not None:
-            if len(self._session_cache) >= _SESSION_CACHE_MAX:
-                self._session_cache.clear()
-            self._session_cache[session_id] = (row, now)
+        if row is not None:
+            self.sessions.put(row, stamp, now)
         return row
 
     async def _touch_device(self, user_id: str, device_id: str, ip: str | None) -> None:
@@ -293,8 +340,7 @@ class AuthService:
 
     def forget_sessions(self, session_ids: list[str]) -> None:
         """Drop sessions from this process's cache after ending or changing them."""
-        for session_id in session_ids:
-            self._session_cache.pop(session_id, None)
+        self.sessions.forget(session_ids)
         for hook in self.devices_deleted_hooks:
             hook()
 
