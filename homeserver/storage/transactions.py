@@ -7,7 +7,8 @@ matrix_brief 1.1). The scope is ``(user, device, endpoint)``: the same txnId on
 /sync put ``unsigned.transaction_id`` on the sending device's own echo.
 
 The primary key makes the mapping a single row: :func:`claim_txn` inserts it
-and, if another request got there first, returns the existing event instead.
+and, if another request got there first, rolls the new event back and names
+the existing one (:class:`TxnAlreadyClaimed`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,30 @@ def read_txn(
     return None if value is None else str(value)
 
 
+class TxnAlreadyClaimed(Exception):
+    """The transaction ID already maps to an event: the caller's transaction must not commit.
+
+    Raised inside the event's own transaction, which then rolls back, so a
+    retried request never leaves a second event behind.
+    """
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"transaction already produced {event_id}")
+        self.event_id = event_id
+
+
+# Prebuilt: one per send, and compiling the construct costs more than running it.
+# RETURNING tells whether the row went in: psycopg reports no rowcount for it (-1).
+_CLAIM = {
+    "postgresql": pg_insert(event_txn_ids)
+    .on_conflict_do_nothing()
+    .returning(event_txn_ids.c.event_id),
+    "sqlite": sqlite_insert(event_txn_ids)
+    .on_conflict_do_nothing()
+    .returning(event_txn_ids.c.event_id),
+}
+
+
 def claim_txn(
     conn: Connection,
     user_id: str,
@@ -60,31 +85,31 @@ def claim_txn(
     event_id: str,
     now_ms: int,
 ) -> str:
-    """Record ``event_id`` for the transaction; return the event it maps to (the first one wins).
+    """Record ``event_id`` for the transaction, in the event's own transaction.
 
     One statement on the send path: INSERT ... ON CONFLICT DO NOTHING, which
-    never aborts the caller's transaction (the event's own, on PostgreSQL too);
-    the existing row is read only when another request got there first.
+    never aborts the transaction by itself (PostgreSQL included). If the
+    transaction ID is already taken (a retry the caller's memory did not know
+    of: after a restart, or from another process), raise
+    :class:`TxnAlreadyClaimed` with the first event so the new one is rolled back.
     """
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     inserted = conn.execute(
-        insert(event_txn_ids)
-        .values(
-            user_id=user_id,
-            device_id=device_id,
-            endpoint=endpoint,
-            txn_id=txn_id,
-            event_id=event_id,
-            created_ts=now_ms,
-        )
-        .on_conflict_do_nothing()
-    ).rowcount
-    if inserted == 1:
+        _CLAIM[conn.dialect.name],
+        {
+            "user_id": user_id,
+            "device_id": device_id,
+            "endpoint": endpoint,
+            "txn_id": txn_id,
+            "event_id": event_id,
+            "created_ts": now_ms,
+        },
+    ).first()
+    if inserted is not None:
         return event_id
     existing = read_txn(conn, user_id, device_id, endpoint, txn_id)
     if existing is None:
         raise RuntimeError("transaction ID neither inserted nor found")
-    return existing
+    raise TxnAlreadyClaimed(existing)
 
 
 def read_txn_ids_for_device(

@@ -1,10 +1,12 @@
 """Sending messages and reading history: /send, /redact, /messages, /context, /event.
 
 Sending is idempotent per ``(user, device, endpoint, txnId)``: a per-key lock
-in this process serializes concurrent retries, the stored mapping (written in
-the event's own transaction) answers any later retry (and restarts), and the
-mapping's primary key settles a race between processes (the first event
-recorded wins).
+in this process serializes concurrent retries, a bounded memory of recent
+transactions answers a retry without touching the database, and the stored
+mapping (written in the event's own transaction, whose primary key lets the
+first event recorded win) catches any retry the memory does not know of (after
+a restart, an eviction, or from another process) by rolling the new event back.
+So a first send, the common case, does no database read of its own.
 
 Reading goes through :class:`~homeserver.timeline.client_events.ClientEvents`
 so every path applies history visibility and the client format the same way.
@@ -13,6 +15,7 @@ so every path applies history visibility and the client format the same way.
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,7 +41,7 @@ from homeserver.storage.timeline import (
     read_page,
     record_redaction,
 )
-from homeserver.storage.transactions import claim_txn, read_txn
+from homeserver.storage.transactions import TxnAlreadyClaimed, claim_txn, read_txn
 from homeserver.sync.filters import RoomEventFilter
 from homeserver.sync.visibility import history_visibility_of
 from homeserver.timeline.client_events import ClientEvents
@@ -58,6 +61,8 @@ _BATCH = 100
 # Stop scanning after this many rows for one page (a filter that matches nothing).
 _MAX_SCAN = 20_000
 _START = TopologicalToken(-(2**62), 0)
+# Recent (user, device, endpoint, txnId) -> event ID remembered to answer retries.
+_MAX_KNOWN_TXNS = 2048
 
 
 @attrs.frozen
@@ -97,6 +102,10 @@ class MessageService:
         self._clock_ms = clock_ms
         self._txn_locks: dict[tuple[str, ...], trio.Lock] = {}
         self._txn_lock_users: dict[tuple[str, ...], int] = {}
+        # Transactions this process recorded or found: a mapping never changes once
+        # stored (the first event wins, rows are never deleted), so entries cannot
+        # go stale; a miss only means the event's transaction will check.
+        self._known_txns: OrderedDict[tuple[str, ...], str] = OrderedDict()
 
     @asynccontextmanager
     async def _txn_lock(self, key: tuple[str, ...]) -> AsyncIterator[None]:
@@ -137,32 +146,69 @@ class MessageService:
         # The same reaction sent twice at once: the second waits, then is refused.
         annotation = annotation_lock_key(user_id, event_type, content) or ("txn", *key)
         async with self._txn_lock(key), self._txn_lock(annotation):
-            existing = await self.database.read(lambda conn: read_txn(conn, *key))
+            existing = self._known_txns.get(key)
             if existing is not None:
+                self._known_txns.move_to_end(key)
                 return existing
+            try:
+                claimed = await self._send_new(
+                    user_id, room_id, event_type, content, key, redacts=redacts
+                )
+            except MatrixError:
+                # Perhaps a retry of a transaction recorded before this process
+                # remembered it (a restart): it gets its event even if sending it
+                # now would be refused (the sender left, the reaction exists...).
+                stored = await self.database.read(lambda conn: read_txn(conn, *key))
+                if stored is None:
+                    raise
+                claimed = stored
+            self._remember_txn(key, claimed)
+            return claimed
+
+    async def _send_new(
+        self,
+        user_id: str,
+        room_id: str,
+        event_type: str,
+        content: Mapping[str, Any],
+        key: tuple[str, str, str, str],
+        *,
+        redacts: str | None,
+    ) -> str:
+        """Check and send the event of a transaction ID this process does not know of."""
+        if redacts is not None:
+            await self._check_redaction(user_id, room_id, redacts)
+        await check_new_relation(
+            content,
+            sender=user_id,
+            room_id=room_id,
+            event_type=event_type,
+            get_event=self.store.get_event,
+            has_annotation=self._has_annotation,
+        )
+        now = self._clock_ms()
+
+        def record(conn: Any, event: StoredEvent) -> str:
+            # In the event's own transaction: a crash cannot keep the event
+            # and lose the mapping (a retry would then send it twice).
             if redacts is not None:
-                await self._check_redaction(user_id, room_id, redacts)
-            await check_new_relation(
-                content,
-                sender=user_id,
-                room_id=room_id,
-                event_type=event_type,
-                get_event=self.store.get_event,
-                has_annotation=self._has_annotation,
-            )
-            now = self._clock_ms()
+                record_redaction(conn, event.event_id, redacts, room_id)
+            return claim_txn(conn, *key, event.event_id, now)
 
-            def record(conn: Any, event: StoredEvent) -> str:
-                # In the event's own transaction: a crash cannot keep the event
-                # and lose the mapping (a retry would then send it twice).
-                if redacts is not None:
-                    record_redaction(conn, event.event_id, redacts, room_id)
-                return claim_txn(conn, *key, event.event_id, now)
-
+        try:
             _, claimed = await self.events.send_event(
                 room_id, event_type, user_id, content, in_txn=record
             )
-            return str(claimed)
+        except TxnAlreadyClaimed as exc:
+            # A retry of a transaction recorded before: its new event was rolled back.
+            return exc.event_id
+        return str(claimed)
+
+    def _remember_txn(self, key: tuple[str, ...], event_id: str) -> None:
+        self._known_txns[key] = event_id
+        self._known_txns.move_to_end(key)
+        while len(self._known_txns) > _MAX_KNOWN_TXNS:
+            self._known_txns.popitem(last=False)
 
     async def redact(
         self,
