@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
-from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    # Pillow is imported when the first thumbnail is made (about 2 MB a server
+    # without media traffic never needs): see _pillow().
+    from PIL import Image
 
 Method = Literal["crop", "scale"]
 
@@ -40,8 +45,24 @@ MAX_ANIMATION_FRAMES = 200
 # Pillow warns past Image.MAX_IMAGE_PIXELS (and raises past twice that) from
 # inside Image.open, before our own pixel check can run. As an error it is
 # caught below and answered 413; as a warning it would let the decode go on.
-# (A filter, not catch_warnings(): that one is not thread-safe.)
-warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+# (A filter, not catch_warnings(): that one is not thread-safe.) Installed once,
+# with the import, before the first image is opened.
+_pillow_lock = threading.Lock()
+_pillow_ready = False
+
+
+def _pillow() -> None:
+    """Import Pillow and install the decompression-bomb filter, once."""
+    global _pillow_ready
+    if _pillow_ready:
+        return
+    with _pillow_lock:
+        if not _pillow_ready:
+            from PIL import Image
+
+            warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+            _pillow_ready = True
+
 
 _SIZE_ENTRY = re.compile(r"\s*(\d+)\s*x\s*(\d+)\s+(crop|scale)\s*")
 
@@ -110,6 +131,9 @@ def make_thumbnail(
     source: Path | bytes, spec: ThumbnailSpec, *, animated: bool, max_pixels: int
 ) -> Thumbnail:
     """Decode ``source`` and produce the thumbnail for ``spec`` (blocking)."""
+    _pillow()
+    from PIL import Image, UnidentifiedImageError
+
     try:
         return _make_thumbnail(source, spec, animated=animated, max_pixels=max_pixels)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -122,6 +146,8 @@ def make_thumbnail(
 def _make_thumbnail(
     source: Path | bytes, spec: ThumbnailSpec, *, animated: bool, max_pixels: int
 ) -> Thumbnail:
+    from PIL import Image
+
     fp = io.BytesIO(source) if isinstance(source, bytes) else source
     with Image.open(fp, formats=ALLOWED_FORMATS) as img:
         src_w, src_h = img.size
@@ -162,6 +188,8 @@ def _target_box(
 
 
 def _static(img: Image.Image, spec: ThumbnailSpec) -> Thumbnail:
+    from PIL import Image, ImageOps
+
     img.seek(0)
     if img.format == "JPEG":
         # Let libjpeg decode at 1/2..1/8 scale: much faster, still >= the target
@@ -187,6 +215,8 @@ def _static(img: Image.Image, spec: ThumbnailSpec) -> Thumbnail:
 
 def _animated(img: Image.Image, spec: ThumbnailSpec) -> Thumbnail:
     """Every frame resized the same way, saved as animated WebP (the spec's preference)."""
+    from PIL import Image, ImageSequence
+
     box, size = _target_box(img.width, img.height, spec)
     frames: list[Image.Image] = []
     durations: list[int] = []
