@@ -11,8 +11,9 @@ user in ``device_lists.changed``.
 from __future__ import annotations
 
 import functools
-from collections import deque
-from collections.abc import Callable
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -29,6 +30,10 @@ from homeserver.storage.database import Database
 MAX_STORED_ONE_TIME_KEYS = 1000
 # The algorithm clients count; answered as 0 when absent (nio and Synapse expect it).
 SIGNED_CURVE25519 = "signed_curve25519"
+# Devices whose key counts for /sync are kept in memory.
+MAX_CACHED_COUNTS = 20_000
+# Recent device-list changes (position, user) remembered to spare /sync its reads.
+MAX_LOGGED_CHANGES = 10_000
 
 
 def _server_of(user_id: str) -> str:
@@ -41,12 +46,46 @@ class E2EKeyService:
         self.notifier = notifier
         self.server_name = server_name
         # Device deletions recorded by worker threads, announced on the trio thread.
-        self._deleted: deque[tuple[str, int, list[str]]] = deque()
+        self._deleted: deque[tuple[str, int, list[str], list[str]]] = deque()
+        # (user, device) -> (one-time key counts, unused fallback types) for /sync.
+        # Exact in one process: the only writers of those keys are upload, claim and
+        # device deletion below, and each drops the entries it changed once its
+        # transaction committed (a read overtaken by one is not kept: generation stamp).
+        self._counts: OrderedDict[tuple[str, str], tuple[dict[str, int], list[str]]] = OrderedDict()
+        self._counts_generation = 0
+        # The device_lists stream since start: every position above ``_log_floor``
+        # (None: not loaded yet) is in ``_log``, appended in the writing transaction
+        # before it commits, in position order (positions are allocated under the
+        # counter row's lock). Only this process writes the stream.
+        self._log_lock = threading.Lock()
+        self._log: deque[tuple[int, str]] = deque()
+        self._log_floor: int | None = None
 
     async def load_stream_position(self) -> None:
         for stream in ("device_lists", "to_device"):
             position = await self.database.read(functools.partial(db.read_position, stream=stream))
             self.notifier.set_position(stream, position)
+            if stream == "device_lists":
+                with self._log_lock:
+                    self._log_floor = position if self._log_floor is None else self._log_floor
+
+    def _record_change(self, conn: Connection, user_id: str) -> int:
+        """A device-list change of ``user_id``, in the writing transaction (worker thread)."""
+        position = db.record_device_list_change(conn, user_id)
+        with self._log_lock:
+            self._log.append((position, user_id))
+            while len(self._log) > MAX_LOGGED_CHANGES:
+                evicted, _ = self._log.popleft()
+                if self._log_floor is not None:
+                    self._log_floor = max(self._log_floor, evicted)
+        return position
+
+    def _changed_users(self, from_pos: int, to_pos: int) -> set[str] | None:
+        """Users with a device-list change in ``(from_pos, to_pos]``; None if unknown."""
+        with self._log_lock:
+            if self._log_floor is None or from_pos < self._log_floor:
+                return None
+            return {user for position, user in self._log if from_pos < position <= to_pos}
 
     def _notify_change(self, user_id: str, position: int, rooms: list[str]) -> None:
         self.notifier.notify("device_lists", position, users=[user_id], rooms=rooms)
@@ -57,7 +96,7 @@ class E2EKeyService:
         def write(conn: Connection) -> tuple[int, list[str]] | None:
             if not fn(conn):
                 return None
-            return db.record_device_list_change(conn, user_id), db.joined_rooms(conn, user_id)
+            return self._record_change(conn, user_id), db.joined_rooms(conn, user_id)
 
         changed = await self.database.run(write)
         if changed is not None:
@@ -115,7 +154,10 @@ class E2EKeyService:
             counts.update(db.count_one_time_keys(conn, user_id, device_id))
             return changed
 
-        await self._write_with_change(user_id, write)
+        try:
+            await self._write_with_change(user_id, write)
+        finally:
+            self._forget_counts([(user_id, device_id)])
         counts.setdefault(SIGNED_CURVE25519, 0)
         return counts
 
@@ -199,7 +241,13 @@ class E2EKeyService:
                         claimed.setdefault(user_id, {}).setdefault(device_id, {})[key_id] = key
             return claimed
 
-        claimed = await self.database.run(write)
+        try:
+            claimed = await self.database.run(write)
+        finally:
+            # A claim (by anyone) changes the claimed devices' counts.
+            self._forget_counts(
+                (user_id, device_id) for user_id, devices in wanted.items() for device_id in devices
+            )
         return {"one_time_keys": claimed, "failures": failures}
 
     # -- counts for /sync ---------------------------------------------------------------
@@ -217,15 +265,33 @@ class E2EKeyService:
     async def device_key_counts(
         self, user_id: str, device_id: str
     ) -> tuple[dict[str, int], list[str]]:
-        """(one-time key counts, unused fallback key types) in one database trip (/sync)."""
+        """(one-time key counts, unused fallback key types) for /sync: from memory, or
+        in one database trip. The caller may change what it gets (copies)."""
+        key = (user_id, device_id)
+        cached = self._counts.get(key)
+        if cached is None:
+            stamp = self._counts_generation
 
-        def read(conn: Any) -> tuple[dict[str, int], list[str]]:
-            return (
-                db.count_one_time_keys(conn, user_id, device_id),
-                db.unused_fallback_algorithms(conn, user_id, device_id),
-            )
+            def read(conn: Any) -> tuple[dict[str, int], list[str]]:
+                return (
+                    db.count_one_time_keys(conn, user_id, device_id),
+                    db.unused_fallback_algorithms(conn, user_id, device_id),
+                )
 
-        return await self.database.read(read)
+            cached = await self.database.read(read)
+            if stamp == self._counts_generation:
+                self._counts[key] = cached
+                while len(self._counts) > MAX_CACHED_COUNTS:
+                    self._counts.popitem(last=False)
+        else:
+            self._counts.move_to_end(key)
+        return dict(cached[0]), list(cached[1])
+
+    def _forget_counts(self, keys: Iterable[tuple[str, str]]) -> None:
+        """After (or instead of) a change to these devices' one-time or fallback keys."""
+        self._counts_generation += 1
+        for key in keys:
+            self._counts.pop(key, None)
 
     # -- device lists ----------------------------------------------------------------------
 
@@ -249,6 +315,12 @@ class E2EKeyService:
         events_moved = events_from is not None and events_to is not None and events_to > events_from
         if to_pos <= from_pos and not events_moved:
             return [], []
+        if not events_moved:
+            # Only the device_lists stream moved: if nobody but the user changed keys
+            # in the range, the answer needs no read (the user shares with itself).
+            users = self._changed_users(from_pos, to_pos)
+            if users is not None and users <= {user_id}:
+                return sorted(users), []
 
         def read(conn: Connection) -> tuple[list[str], list[str]]:
             sharing = db.users_sharing_rooms(conn, user_id)
@@ -361,12 +433,13 @@ class E2EKeyService:
         if not device_ids:
             return
         db.delete_device_keys(conn, user_id, device_ids)
-        position = db.record_device_list_change(conn, user_id)
-        self._deleted.append((user_id, position, db.joined_rooms(conn, user_id)))
+        position = self._record_change(conn, user_id)
+        self._deleted.append((user_id, position, db.joined_rooms(conn, user_id), device_ids))
 
     def flush_device_deletions(self) -> None:
         while self._deleted:
-            user_id, position, rooms = self._deleted.popleft()
+            user_id, position, rooms, device_ids = self._deleted.popleft()
+            self._forget_counts((user_id, device_id) for device_id in device_ids)
             self._notify_change(user_id, position, rooms)
 
 

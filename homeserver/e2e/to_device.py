@@ -114,11 +114,11 @@ class ToDeviceService:
         """True if the device has no message at all (none up to ``since_pos`` left to
         delete, none after it to read), known without a database trip.
 
-        Conservative: False whenever unsure (first call, a device not acknowledged
-        since its user's latest queued message).
+        Conservative: False whenever unsure (a device not acknowledged since its
+        user's latest queued message). A user that never had a message (no position
+        above 0 recorded or possible: the stream never moved before this process,
+        or moved only for others) has nothing, whatever ``since_pos`` is.
         """
-        if since_pos <= 0:
-            return False
         if self._floor is None:
             # Committed positions only; later ones are recorded before they commit.
             self._floor = await self.database.read(
@@ -127,7 +127,9 @@ class ToDeviceService:
         with self._lock:
             last = max(self._last_queued.get(user_id, 0), self._floor, self._evicted)
             acked = self._acked.get((user_id, device_id), -1)
-        return last <= since_pos and acked >= last
+        if last <= 0:
+            return True
+        return since_pos > 0 and last <= since_pos and acked >= last
 
     def _record_acked(self, user_id: str, device_id: str, pos: int) -> None:
         key = (user_id, device_id)
