@@ -63,8 +63,11 @@ def resolve_config(args: argparse.Namespace, *, create: bool) -> Config:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import trio
 
+    from homeserver.storage import migrate
     from tools.serve import main_serve
 
+    # A schema upgrade runs in a child process: the server never holds Alembic.
+    migrate.ALEMBIC_IN_CHILD = True
     config = resolve_config(args, create=True)
     logging.basicConfig(
         level=config.log_level.upper(),

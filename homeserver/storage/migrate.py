@@ -11,11 +11,20 @@ Alembic (with Mako and the rest it pulls in) costs a running server about
 (:func:`scan_head`, no import of them) and imports Alembic only when they
 differ, or when the files cannot be read plainly: then Alembic decides, as
 before.
+
+A fresh or older database still needs Alembic, and a module once imported
+stays in memory. ``plait serve`` therefore sets :data:`ALEMBIC_IN_CHILD`: the
+upgrade then runs in a short-lived child process (``python -m
+homeserver.storage.migrate``, the database URL on its standard input) and the
+server keeps none of Alembic; it checks the result with the same one query.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +36,12 @@ from homeserver.storage.database import Database
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
+
+log = logging.getLogger(__name__)
+
+# Set by ``plait serve``: upgrades run in a child process (see the module docstring).
+ALEMBIC_IN_CHILD = False
+CHILD_TIMEOUT_S = 3600.0
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSIONS_DIR = MIGRATIONS_DIR / "versions"
@@ -123,12 +138,45 @@ def upgrade_engine(engine: Engine, revision: str = "head") -> None:
         with engine.connect() as conn:
             if is_at_head(conn, head):
                 return
+        if (
+            ALEMBIC_IN_CHILD
+            and head is not None
+            and engine.url.database not in (None, "", ":memory:")
+        ):
+            upgrade_in_child(engine.url.render_as_string(hide_password=False))
+            with engine.connect() as conn:
+                if not is_at_head(conn, head):
+                    raise MigrationError(f"the schema upgrade did not reach {head}")
+            return
     from alembic import command
 
     config = alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+
+
+class MigrationError(RuntimeError):
+    """The child process could not bring the schema to head."""
+
+
+def upgrade_in_child(database_url: str) -> None:
+    """Run :func:`upgrade` to head in a child Python process (blocking); its log becomes ours."""
+    done = subprocess.run(
+        [sys.executable, "-m", "homeserver.storage.migrate"],
+        input=database_url,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        log.error("schema upgrade failed:\n%s", done.stderr.rstrip())
+        tail = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        raise MigrationError(f"schema upgrade failed: {tail[0]}")
+    for line in done.stderr.splitlines():
+        if line.strip():
+            log.info("migration: %s", line)
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -146,3 +194,14 @@ def upgrade(database_url: str, revision: str = "head") -> str | None:
         return current_revision(database.engine)
     finally:
         database.engine.dispose()
+
+
+def _child_main() -> int:
+    """``python -m homeserver.storage.migrate``: upgrade the database named on standard input."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    upgrade(sys.stdin.read().strip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main())

@@ -149,3 +149,35 @@ def test_serving_modules_leave_heavy_optional_imports_out() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == ""
+
+
+async def test_upgrade_in_a_child_process(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As ``plait serve`` runs it: a fresh database reaches head without Alembic in-process."""
+    monkeypatch.setattr(migrate, "ALEMBIC_IN_CHILD", True)
+
+    def no_alembic_here() -> None:
+        raise AssertionError("Alembic ran in the server process")
+
+    monkeypatch.setattr(migrate, "alembic_config", no_alembic_here)
+    db = Database(database_url)
+    try:
+        await db.run_sync(upgrade_engine)
+
+        def stored() -> list[str] | None:
+            with db.engine.connect() as conn:
+                return stored_revisions(conn)
+
+        assert await db.run_sync(lambda _engine: stored()) == [scan_head()]
+        # The schema is really there: the server's own first read works.
+        from homeserver.storage.events import EventStore
+
+        assert await EventStore(db).get_stream_position() >= 0
+    finally:
+        await db.aclose()
+
+
+def test_upgrade_in_child_reports_failure(tmp_path: Path) -> None:
+    with pytest.raises(migrate.MigrationError, match="schema upgrade failed"):
+        migrate.upgrade_in_child("nosuchdriver://nowhere/x")
