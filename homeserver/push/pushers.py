@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -42,6 +43,8 @@ from homeserver.storage.timeline import read_redactions
 log = logging.getLogger(__name__)
 
 MAX_PUSHERS_PER_USER = 20
+# Users remembered as having pushers or not (PusherService._has_pushers).
+PUSHER_USERS_CACHED = 10_000
 MAX_BATCH = 20
 MAX_BACKOFF_S = 60.0
 REQUEST_TIMEOUT_S = 10.0
@@ -105,6 +108,28 @@ class PusherService:
         self._active: set[tuple[str, str, str]] = set()
         self._dirty: set[tuple[str, str, str]] = set()
         self.delivered = 0  # statistics: notifications the gateway accepted
+        # user_id -> whether they have a pusher, so a user without one costs no read
+        # per batch of new actions. Cleared by every pusher change (rare); a read that
+        # raced a change is not stored (the epoch moved). One process holds the table.
+        self._has_pushers: OrderedDict[str, bool] = OrderedDict()
+        self._pushers_epoch = 0
+
+    def _pushers_changed(self) -> None:
+        self._has_pushers.clear()
+        self._pushers_epoch += 1
+
+    async def _read_user_pushers(self, user_id: str) -> list[store.PusherRow]:
+        if self._has_pushers.get(user_id) is False:
+            self._has_pushers.move_to_end(user_id)
+            return []
+        epoch = self._pushers_epoch
+        rows = await self.database.read(partial(store.read_pushers, user_id=user_id))
+        if epoch == self._pushers_epoch:
+            self._has_pushers[user_id] = bool(rows)
+            self._has_pushers.move_to_end(user_id)
+            while len(self._has_pushers) > PUSHER_USERS_CACHED:
+                self._has_pushers.popitem(last=False)
+        return rows
 
     # -- the client API -----------------------------------------------------------------
 
@@ -121,9 +146,12 @@ class PusherService:
             raise missing_param("'kind' is required")
         kind = body["kind"]
         if kind is None:
-            await self.database.run(
-                lambda conn: store.delete_pushers(conn, app_id, pushkey, user_id=user_id)
-            )
+            try:
+                await self.database.run(
+                    lambda conn: store.delete_pushers(conn, app_id, pushkey, user_id=user_id)
+                )
+            finally:
+                self._pushers_changed()
             return
         if kind == "email":
             raise invalid_param("This server does not send email notifications")
@@ -158,7 +186,10 @@ class PusherService:
             row = store.PusherRow(user_id, app_id, pushkey, "http", fields, head)
             store.insert_pusher(conn, row, device_id)
 
-        await self.database.run(txn)
+        try:
+            await self.database.run(txn)
+        finally:
+            self._pushers_changed()
 
     # -- delivery --------------------------------------------------------------------
 
@@ -179,9 +210,7 @@ class PusherService:
                 else:
                     rows = []
                     for user_id in sorted(users):
-                        rows += await self.database.read(
-                            partial(store.read_pushers, user_id=user_id)
-                        )
+                        rows += await self._read_user_pushers(user_id)
                 for row in rows:
                     key = (row.user_id, row.app_id, row.pushkey)
                     if key in self._active:
@@ -216,14 +245,17 @@ class PusherService:
                     return
                 for action in actions:
                     if not await self._deliver_one(http, pusher, action):
-                        await self.database.run(
-                            partial(
-                                store.delete_pushers,
-                                app_id=app_id,
-                                pushkey=pushkey,
-                                user_id=user_id,
+                        try:
+                            await self.database.run(
+                                partial(
+                                    store.delete_pushers,
+                                    app_id=app_id,
+                                    pushkey=pushkey,
+                                    user_id=user_id,
+                                )
                             )
-                        )
+                        finally:
+                            self._pushers_changed()
                         return
                     await self.database.run(
                         partial(
