@@ -219,6 +219,7 @@ class HomeServer:
             database, self.event_store, self._events_head, self.push_rules, config.server_name
         )
         self.events.add_new_event_hook(self.push.on_new_event)
+        self.receipts.add_read_receipt_hook(self.push.on_receipt)
         self.pushers = PusherService(database, self.event_store, config.push, self.push.badge)
         self.push.add_listener(self.pushers.on_new_actions)
         self.search = SearchService(

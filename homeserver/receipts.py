@@ -94,6 +94,11 @@ class ReceiptService:
         self._clock = clock
         self._account_data = account_data
         self._on_active = on_active
+        # Called with (user_id, room_id) when a read receipt is stored (cached counts).
+        self._read_receipt_hooks: list[Callable[[str, str], None]] = []
+
+    def add_read_receipt_hook(self, hook: Callable[[str, str], None]) -> None:
+        self._read_receipt_hooks.append(hook)
 
     async def load_stream_position(self) -> None:
         """Seed the notifier with the stored position, so sync tokens survive a restart."""
@@ -170,6 +175,8 @@ class ReceiptService:
                 event_stream_ordering=event.stream_ordering,
             )
         )
+        for hook in self._read_receipt_hooks:
+            hook(user_id, room_id)
         if receipt_type == READ_PRIVATE:
             self._notifier.notify("receipts", position, users=[user_id])
         else:

@@ -20,6 +20,11 @@ Read marks (Client-Server API "Receipts", "Threaded read receipts"): an
 unthreaded receipt reads every thread up to its event; a ``main`` receipt
 only the main timeline; a receipt with a thread root only that thread. The
 user's own latest event reads its own thread (or the main timeline) up to it.
+
+:meth:`PushProcessor.thread_counts` answers from :class:`CountsCache`
+(``push/counts_cache.py``) when it can: the processor adds the actions it
+writes, the new-event hook moves the sender's own mark, a read receipt
+(:meth:`PushProcessor.on_receipt`) and a redaction drop entries.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 import attrs
 from sqlalchemy.engine import Connection
 
+from homeserver.push.counts_cache import TAIL_MAX, CountsCache, Entry
 from homeserver.push.evaluator import PushContext, evaluate
 from homeserver.push.follower import StreamFollower, is_live
 from homeserver.push.rules import PushRuleService
@@ -63,6 +69,18 @@ class PushProcessor(StreamFollower):
         self.rules = rules
         self.server_name = server_name
         self._listeners: list[Callable[[set[str]], None]] = []
+        self.counts_cache = CountsCache()
+
+    def on_new_event(self, event: StoredEvent) -> None:
+        super().on_new_event(event)
+        # The sender's own event is their read mark in the room.
+        self.counts_cache.on_new_event(
+            event.sender, event.room_id, event.stream_ordering, thread_of(event)
+        )
+
+    def on_receipt(self, user_id: str, room_id: str) -> None:
+        """Hook for ReceiptService: a read receipt of the user in the room was stored."""
+        self.counts_cache.invalidate(user_id, room_id)
 
     def add_listener(self, listener: Callable[[set[str]], None]) -> None:
         """Called with the users who got new push actions (the pusher sender wakes)."""
@@ -156,6 +174,12 @@ class PushProcessor(StreamFollower):
         store.delete_push_actions_of(conn, prepared.redacted)
 
     def after_batch(self, batch: list[StoredEvent], prepared: Any) -> None:
+        self.counts_cache.apply_batch(
+            self.batch_start,
+            self.position,
+            prepared.actions,
+            (room_id for room_id, _ in prepared.redacted),
+        )
         users = {a.user_id for a in prepared.actions}
         if users:
             for listener in self._listeners:
@@ -192,6 +216,49 @@ class PushProcessor(StreamFollower):
         """
         if upto is not None:
             await self.wait_for(upto)
+        cached = self.counts_cache.get(user_id, room_id, upto)
+        if cached is not None:
+            return cached
+        stamp = self.counts_cache.stamp()
+        position = self.position
+        head = max(self._head(), upto or 0)
+        floor = position if upto is None else min(upto, position)
+
+        def read(conn: Connection) -> tuple[Entry, bool]:
+            rows = receipt_store.of_user_in_room(conn, user_id, room_id, (READ, READ_PRIVATE))
+            own = store.last_event_of_sender(conn, room_id, user_id, head)
+            own_mark = None
+            if own is not None:
+                own_mark = (own.stream_ordering, thread_of(own) or MAIN_THREAD)
+            marks = read_marks(((r.thread_id, r.event_stream_ordering) for r in rows), own_mark)
+            base = store.count_unread_by_thread(
+                conn, user_id, room_id, marks.unthreaded, marks.threads, floor
+            )
+            tail = store.unread_actions_between(
+                conn,
+                user_id,
+                room_id,
+                marks.unthreaded,
+                marks.threads,
+                floor,
+                position,
+                TAIL_MAX + 1,
+            )
+            entry = Entry.loaded(marks.unthreaded, marks.threads, own_mark, floor, base, tail)
+            return entry, len(tail) <= TAIL_MAX
+
+        entry, complete = await self.database.read(read)
+        if complete:
+            self.counts_cache.put(user_id, room_id, stamp, entry, position)
+        if complete and entry.answers(upto):
+            return entry.counts(upto)
+        # A token behind the user's own latest event (their read mark then was an
+        # earlier one), or more unread than an entry keeps: count as the database does.
+        return await self._read_thread_counts(user_id, room_id, upto)
+
+    async def _read_thread_counts(
+        self, user_id: str, room_id: str, upto: int | None
+    ) -> dict[str, tuple[int, int]]:
         marks = await self.read_marks(user_id, room_id, upto)
         return await self.database.read(
             lambda conn: store.count_unread_by_thread(

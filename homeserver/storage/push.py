@@ -266,6 +266,37 @@ def count_unread_by_thread(
     return {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in rows}
 
 
+def unread_actions_between(
+    conn: Connection,
+    user_id: str,
+    room_id: str,
+    unthreaded: int,
+    threads: Mapping[str, int],
+    after: int,
+    upto: int,
+    limit: int,
+) -> list[tuple[int, str, bool, bool]]:
+    """``(position, thread_id, notify, highlight)`` of the actions in the room in
+    ``(after, upto]`` after their thread's read mark, oldest first, at most ``limit``."""
+    t = event_push_actions.c
+    mark: Any = sa.literal(unthreaded)
+    if threads:
+        mark = sa.case(dict(threads), value=t.thread_id, else_=unthreaded)
+    rows = conn.execute(
+        sa.select(t.stream_ordering, t.thread_id, t.notify, t.highlight)
+        .where(
+            t.user_id == user_id,
+            t.room_id == room_id,
+            t.stream_ordering > max(after, unthreaded),
+            t.stream_ordering <= upto,
+            t.stream_ordering > mark,
+        )
+        .order_by(t.stream_ordering)
+        .limit(limit)
+    ).all()
+    return [(int(r[0]), r[1], bool(r[2]), bool(r[3])) for r in rows]
+
+
 def rooms_with_recent_actions(conn: Connection, user_id: str, scan: int) -> list[str]:
     """Rooms of the user's ``scan`` latest notifying actions that they are still joined to."""
     t = event_push_actions.c
