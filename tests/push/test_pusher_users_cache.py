@@ -1,0 +1,46 @@
+"""The pusher sender remembers users without pushers; setting one must still be seen."""
+
+from __future__ import annotations
+
+import httpx
+from plait_fixtures import RegisterUser, RunningServer
+from room_http_helpers import V3, auth, create_room, join, send
+from test_pushers import ALLOW_LOOPBACK, Gateway, gateway, pusher
+
+__all__ = ["gateway"]  # the fixture, used by name
+
+
+@ALLOW_LOOPBACK
+async def test_a_pusher_set_after_actions_without_one_gets_the_next(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    register_user: RegisterUser,
+    gateway: Gateway,
+) -> None:
+    alice = await register_user(client, "alice")
+    bob = await register_user(client, "bob")
+    room_id = await create_room(client, alice, preset="public_chat")
+    await join(client, bob, room_id)
+    hs = server.hs
+    # Bob gets push actions while he has no pusher: the sender learns he has none.
+    await send(client, alice, room_id, "before any pusher")
+    assert await hs.push.wait_for(hs.notifier.current_token().events)
+    r = await client.post(f"{V3}/pushers/set", headers=auth(bob), json=pusher(gateway.url))
+    assert r.status_code == 200, r.text
+    event_id = await send(client, alice, room_id, "after the pusher")
+    await gateway.wait_for(1)
+    assert [n["notification"]["event_id"] for n in gateway.received] == [event_id]
+    # Deleted again: nothing more is delivered, and a new pusher is found once more.
+    r = await client.post(
+        f"{V3}/pushers/set", headers=auth(bob), json={**pusher(gateway.url), "kind": None}
+    )
+    assert r.status_code == 200, r.text
+    await send(client, alice, room_id, "while without")
+    assert await hs.push.wait_for(hs.notifier.current_token().events)
+    r = await client.post(
+        f"{V3}/pushers/set", headers=auth(bob), json=pusher(gateway.url, pushkey="key2")
+    )
+    assert r.status_code == 200, r.text
+    last = await send(client, alice, room_id, "with the second")
+    await gateway.wait_for(2)
+    assert [n["notification"]["event_id"] for n in gateway.received] == [event_id, last]
