@@ -8,6 +8,7 @@ service resolves it with the pure core); this module only stores it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
@@ -44,6 +45,13 @@ _ALLOCATE_STREAM = (
     sa.update(event_stream_position)
     .where(event_stream_position.c.id == 1)
     .values(position=event_stream_position.c.position + 1)
+    .returning(event_stream_position.c.position)
+)
+# n positions at once, for a chain of events written together (the last one is returned).
+_ALLOCATE_STREAMS = (
+    sa.update(event_stream_position)
+    .where(event_stream_position.c.id == 1)
+    .values(position=event_stream_position.c.position + sa.bindparam("n"))
     .returning(event_stream_position.c.position)
 )
 _INSERT_EVENT = sa.insert(events)
@@ -140,29 +148,9 @@ def persist_event_txn(
             new_groups[group_after] = state_after
 
     stream_ordering = allocate_stream_ordering(conn)
-    content = pdu.get("content", {})
-    membership = content.get("membership") if pdu["type"] == "m.room.member" else None
-    depth = int(pdu.get("depth", 0))
     conn.execute(
         _INSERT_EVENT,
-        dict(
-            event_id=event.event_id,
-            room_id=room_id,
-            type=pdu["type"],
-            state_key=pdu.get("state_key"),
-            sender=pdu["sender"],
-            membership=membership if isinstance(membership, str) else None,
-            depth=depth,
-            topological_ordering=depth,
-            stream_ordering=stream_ordering,
-            origin_server_ts=int(pdu.get("origin_server_ts", 0)),
-            json=encode_canonical_json(pdu).decode("utf-8"),
-            rejected_reason=event.rejected_reason,
-            soft_failed=event.soft_failed,
-            outlier=event.state_before is None,
-            state_group_before=group_before,
-            state_group_after=group_after,
-        ),
+        _event_row(event, room_id, stream_ordering, group_before, group_after),
     )
     insert_edges(
         conn, room_id, event.event_id, pdu.get("prev_events", []), pdu.get("auth_events", [])
@@ -198,7 +186,53 @@ def persist_event_txn(
                 new_groups[new_group] = new_state
             replace_current_state(conn, room_id, old_state, new_state, new_group)
 
-    stored = StoredEvent(
+    stored = _stored_event(event, room_id, stream_ordering, group_before, group_after)
+    insert_relation(conn, stored)
+    return PersistResult(event=stored, new_groups=new_groups, state_after=state_after)
+
+
+def _event_row(
+    event: EventToPersist,
+    room_id: str,
+    stream_ordering: int,
+    group_before: int | None,
+    group_after: int | None,
+) -> dict[str, object]:
+    """The ``events`` row of ``event``."""
+    pdu = event.pdu
+    content = pdu.get("content", {})
+    membership = content.get("membership") if pdu["type"] == "m.room.member" else None
+    depth = int(pdu.get("depth", 0))
+    return dict(
+        event_id=event.event_id,
+        room_id=room_id,
+        type=pdu["type"],
+        state_key=pdu.get("state_key"),
+        sender=pdu["sender"],
+        membership=membership if isinstance(membership, str) else None,
+        depth=depth,
+        topological_ordering=depth,
+        stream_ordering=stream_ordering,
+        origin_server_ts=int(pdu.get("origin_server_ts", 0)),
+        json=encode_canonical_json(pdu).decode("utf-8"),
+        rejected_reason=event.rejected_reason,
+        soft_failed=event.soft_failed,
+        outlier=event.state_before is None,
+        state_group_before=group_before,
+        state_group_after=group_after,
+    )
+
+
+def _stored_event(
+    event: EventToPersist,
+    room_id: str,
+    stream_ordering: int,
+    group_before: int | None,
+    group_after: int | None,
+) -> StoredEvent:
+    pdu = event.pdu
+    depth = int(pdu.get("depth", 0))
+    return StoredEvent(
         event_id=event.event_id,
         room_id=room_id,
         type=pdu["type"],
@@ -215,8 +249,88 @@ def persist_event_txn(
         state_group_after=group_after,
         pdu=pdu,
     )
-    insert_relation(conn, stored)
-    return PersistResult(event=stored, new_groups=new_groups, state_after=state_after)
+
+
+def is_chain_message(event: EventToPersist, group: int | None) -> bool:
+    """Whether :func:`persist_message_chain_txn` can write ``event`` (before state in ``group``).
+
+    A local, accepted message event (no state key, no current-state change)
+    citing exactly one prev event, whose state before is a committed group.
+    """
+    return (
+        group is not None
+        and event.local
+        and event.state_before is not None
+        and event.new_room is None
+        and event.new_current_state is None
+        and event.rejected_reason is None
+        and not event.soft_failed
+        and "room_id" in event.pdu
+        and event.pdu.get("state_key") is None
+        and len(set(event.pdu.get("prev_events", []))) == 1
+    )
+
+
+def persist_message_chain_txn(
+    conn: Connection, chain: Sequence[tuple[EventToPersist, int]]
+) -> list[PersistResult]:
+    """Write a chain of messages, each citing the one before, in a few statements in all.
+
+    Every ``(event, state group before)`` must pass :func:`is_chain_message`, and
+    every event after the first cites the one before it. That is the steady
+    state of a busy room (group commit): the events change no state, so each
+    one's state group before and after is the group it was built on; they take
+    consecutive stream orderings in chain order, and the first event's prev
+    event hands its place as forward extremity to the last event, which is what
+    writing them one by one does, with one statement per table instead of one
+    per event and table.
+    """
+    first, _ = chain[0]
+    room_id: str = first.pdu["room_id"]
+    for (previous, _), (event, _) in itertools.pairwise(chain):
+        if event.pdu["prev_events"] != [previous.event_id] or event.pdu["room_id"] != room_id:
+            raise ValueError(f"{event.event_id} does not continue the chain")
+    last_position = int(conn.execute(_ALLOCATE_STREAMS, {"n": len(chain)}).scalar_one())
+    first_position = last_position - len(chain) + 1
+    rows: list[dict[str, object]] = []
+    edges: list[dict[str, str]] = []
+    auth_edges: list[dict[str, str]] = []
+    stored: list[StoredEvent] = []
+    for offset, (event, group) in enumerate(chain):
+        position = first_position + offset
+        rows.append(_event_row(event, room_id, position, group, group))
+        edges.append(
+            {
+                "event_id": event.event_id,
+                "prev_event_id": event.pdu["prev_events"][0],
+                "room_id": room_id,
+            }
+        )
+        auth_edges.extend(
+            {"event_id": event.event_id, "auth_event_id": a, "room_id": room_id}
+            for a in dict.fromkeys(event.pdu.get("auth_events", []))
+        )
+        stored.append(_stored_event(event, room_id, position, group, group))
+    conn.execute(_INSERT_EVENT, rows)
+    conn.execute(_INSERT_EDGE, edges)
+    if auth_edges:
+        conn.execute(_INSERT_AUTH_EDGE, auth_edges)
+    _update_forward_extremities(
+        conn,
+        room_id,
+        chain[-1][0].event_id,
+        first.pdu["prev_events"][:1],
+        may_have_children=False,
+        expect_extremities=first.expect_prevs_are_extremities,
+    )
+    results = []
+    for (event, _), event_stored in zip(chain, stored, strict=True):
+        insert_relation(conn, event_stored)
+        assert event.state_before is not None  # is_chain_message
+        results.append(
+            PersistResult(event=event_stored, new_groups={}, state_after=event.state_before.state)
+        )
+    return results
 
 
 def _drop_outlier(conn: Connection, event_id: str) -> None:

@@ -19,7 +19,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from homeserver.storage.database import Database
-from homeserver.storage.event_persist import persist_event_txn
+from homeserver.storage.event_persist import (
+    is_chain_message,
+    persist_event_txn,
+    persist_message_chain_txn,
+)
 from homeserver.storage.event_tables import (
     event_auth_edges,
     event_forward_extremities,
@@ -42,8 +46,8 @@ from homeserver.storage.state import (
     read_members,
 )
 
-# Work a caller adds to an event's own transaction, run right after the event is
-# written (e.g. recording the client's transaction ID); its result is handed back.
+# Work a caller adds to an event's own transaction, run once the event is written
+# (e.g. recording the client's transaction ID); its result is handed back.
 InTxnHook = Callable[[Connection, StoredEvent], Any]
 
 # IN (...) lists are split so no query carries more parameters than SQLite allows.
@@ -133,24 +137,67 @@ def persist_batch_txn(
 
     An event whose state before is exactly the state after the previous event
     of the batch (a chain of local events) reuses that event's state group,
-    which did not exist when the event was built.
+    which did not exist when the event was built. Consecutive messages of such a
+    chain are written together (:func:`persist_message_chain_txn`: one statement
+    per table for all of them); each hook runs once its event is written.
     """
+    items = list(batch)
     results: list[tuple[PersistResult, Any]] = []
-    for event, hook in batch:
-        before = event.state_before
-        if results and before is not None and before.group is None:
-            previous = results[-1][0]
-            after = previous.state_after
-            group = previous.event.state_group_after
-            if (
-                group is not None
-                and after is not None
-                and (before.state is after or before.state == after)
+    index = 0
+    while index < len(items):
+        run: list[tuple[EventToPersist, int]] = []
+        after = results[-1][0].state_after if results else None
+        group = results[-1][0].event.state_group_after if results else None
+        while index + len(run) < len(items):
+            event, _ = items[index + len(run)]
+            before_group = _group_before(event, after, group)
+            if not is_chain_message(event, before_group) or (
+                run and event.pdu["prev_events"] != [run[-1][0].event_id]
             ):
-                event = attrs.evolve(event, state_before=attrs.evolve(before, group=group))
-        result = persist_event_txn(conn, event, cache)
-        results.append((result, hook(conn, result.event) if hook is not None else None))
+                break
+            assert before_group is not None and event.state_before is not None
+            run.append((event, before_group))
+            after, group = event.state_before.state, before_group
+        if run:
+            written = persist_message_chain_txn(conn, run)
+            hooks = [hook for _, hook in items[index : index + len(run)]]
+            index += len(run)
+        else:
+            event, hook = items[index]
+            before_group = _group_before(event, after, group)
+            before = event.state_before
+            if before is not None and before.group is None and before_group is not None:
+                event = attrs.evolve(event, state_before=attrs.evolve(before, group=before_group))
+            written = [persist_event_txn(conn, event, cache)]
+            hooks = [hook]
+            index += 1
+        for result, hook in zip(written, hooks, strict=True):
+            results.append((result, hook(conn, result.event) if hook is not None else None))
     return results
+
+
+def _group_before(
+    event: EventToPersist,
+    previous_after: Mapping[StateKey, str] | None,
+    previous_group: int | None,
+) -> int | None:
+    """The committed state group holding the state before ``event``, if known.
+
+    Its own, or that of the state after the previous event of the batch when the
+    event was built on it (a chain: the group did not exist at build time).
+    """
+    before = event.state_before
+    if before is None:
+        return None
+    if before.group is not None:
+        return before.group
+    if (
+        previous_group is not None
+        and previous_after is not None
+        and (before.state is previous_after or before.state == previous_after)
+    ):
+        return previous_group
+    return None
 
 
 class _EventCache:
