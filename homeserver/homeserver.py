@@ -196,6 +196,10 @@ class HomeServer:
         self.messages = MessageService(
             database, self.event_store, self.events, self.notifier, self._now_ms
         )
+        # Fresh events served without redaction/relation reads (timeline/client_events.py).
+        self.events.add_new_event_hook(
+            self.messages.client_events.track_new_events(config.server_name)
+        )
         self.sync = SyncService(
             database,
             self.event_store,

@@ -12,6 +12,10 @@ for redacted events (served in redacted form), ``transaction_id`` on the
 sending device's own events (matrix_brief 6 #9) and ``m.relations``, the
 bundled aggregations of child events (``homeserver.timeline.relations``; read
 in the same database trip as the redactions, for the whole page).
+
+Most served events were stored moments ago (a woken /sync): :class:`RecentEvents`
+proves, from memory, that such an event has neither a redaction nor a relation
+child, so serializing it needs no database trip.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from homeserver.core.room_versions import RoomVersion, get_room_version
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore, StoredEvent
 from homeserver.storage.relation_queries import BundleRows, read_bundle_rows
+from homeserver.storage.relations import relation_of
 from homeserver.storage.state import StateKey
 from homeserver.storage.timeline import (
     read_membership_events_of_user,
@@ -36,6 +41,64 @@ from homeserver.sync.visibility import history_visibility_of, is_event_visible
 from homeserver.timeline.relations import build_bundles
 
 _HISTORY_KEY: StateKey = ("m.room.history_visibility", "")
+# Events named by a redaction or a relation since the watermark, at most; then the
+# watermark moves up to the newest event and the set starts empty.
+MAX_TOUCHED = 50_000
+
+
+class RecentEvents:
+    """Which recently stored events cannot have a redaction or a relation child.
+
+    Fed by the new-event hook (``EventCreationService.add_new_event_hook``), which
+    every event stored in the DAG passes, after its transaction committed: the only
+    writers of ``event_redactions`` (local redactions, ``timeline/service.py``) and
+    ``event_relations`` (the persist transaction; never for outliers, which take
+    their place in the DAG through the hook) store events that pass it. A
+    redaction or a child names its target; the hook keeps those names
+    (``touched``). The redaction purge (``timeline/retention.py``) only rewrites
+    targets of redactions, which were touched.
+
+    An event is *untouched* when it was sent by a local user, stored above the
+    watermark, and never named. Local events only: their IDs are hashes (or random)
+    nobody can know before we store them, so no child or redaction can precede
+    them; a remote event may arrive after its children. The watermark is just
+    below the first event this process stored (the server is one process: events
+    above it were all stored, and hooked, here), and moves up to the newest event
+    whenever the set reaches :data:`MAX_TOUCHED` (then everything stored so far is
+    read from the database again, as before).
+    """
+
+    def __init__(self, server_name: str, max_touched: int = MAX_TOUCHED) -> None:
+        self._local_suffix = ":" + server_name
+        self.max_touched = max_touched
+        self._watermark: int | None = None
+        self._newest = 0
+        self._touched: set[str] = set()
+
+    def on_new_event(self, event: StoredEvent) -> None:
+        if self._watermark is None:
+            self._watermark = event.stream_ordering - 1
+        self._newest = max(self._newest, event.stream_ordering)
+        if event.type == "m.room.redaction":
+            target = redaction_target(dict(event.pdu))
+            if target is not None:
+                self._touched.add(target)
+        relation = relation_of(event.pdu.get("content"))
+        if relation is not None:
+            self._touched.add(relation[1])
+        if len(self._touched) > self.max_touched:
+            # A target named now was stored before this event, so at most _newest.
+            self._touched.clear()
+            self._watermark = self._newest
+
+    def untouched(self, event: StoredEvent) -> bool:
+        """True if ``event`` has no redaction and no relation child (known from memory)."""
+        return (
+            self._watermark is not None
+            and event.stream_ordering > self._watermark
+            and event.sender.endswith(self._local_suffix)
+            and event.event_id not in self._touched
+        )
 
 
 def strip_event(event: StoredEvent) -> dict[str, Any]:
@@ -54,6 +117,13 @@ class ClientEvents:
         self.store = store
         self._clock_ms = clock_ms
         self._versions: dict[str, RoomVersion] = {}
+        # None until wired to the new-event hook (track_new_events): then always read.
+        self.recent: RecentEvents | None = None
+
+    def track_new_events(self, server_name: str) -> Callable[[StoredEvent], None]:
+        """The new-event hook that lets :meth:`serialize` skip reads for fresh events."""
+        self.recent = RecentEvents(server_name)
+        return self.recent.on_new_event
 
     async def room_version(self, room_id: str) -> RoomVersion | None:
         version = self._versions.get(room_id)
@@ -162,12 +232,16 @@ class ClientEvents:
         events = list(events)
         if not events:
             return []
-        ids = [e.event_id for e in events]
         own = [e.event_id for e in events if e.sender == user_id]
+        # Events known to have no redaction and no child need no reads for either.
+        recent = self.recent
+        unknown = events if recent is None else [e for e in events if not recent.untouched(e)]
+        ids = [e.event_id for e in unknown]
         # State events receive no bundled aggregations (spec "Aggregations of child events").
         # Bundles nest once (a thread's latest event carries its edit), never deeper.
         bundling = bundle_relations and _depth < 2
-        parents = [e for e in events if e.state_key is None] if bundling else []
+        parents = [e for e in unknown if e.state_key is None] if bundling else []
+        wants_txn_ids = user_id is not None and device_id is not None and bool(own)
 
         def read(conn: Any) -> tuple[dict[str, StoredEvent], dict[str, str], BundleRows | None]:
             # One trip to the database for all three questions.
@@ -179,7 +253,11 @@ class ClientEvents:
                 return found, {}, rows
             return found, read_txn_ids_for_device(conn, user_id, device_id, own), rows
 
-        redactions, txn_ids, bundle_rows = await self.database.read(read)
+        redactions: dict[str, StoredEvent] = {}
+        txn_ids: dict[str, str] = {}
+        bundle_rows: BundleRows | None = None
+        if ids or wants_txn_ids:
+            redactions, txn_ids, bundle_rows = await self.database.read(read)
         bundles: dict[str, dict[str, Any]] = {}
         if bundle_rows is not None and not bundle_rows.empty:
             bundles = await build_bundles(
