@@ -166,7 +166,12 @@ class HttpConnection:
                 return True
             if type(event) is not h11.Request:
                 return False  # ConnectionClosed: the peer is done
-            if not await self._answer(event):
+            # Handed over in a one-slot list that _answer empties: while a handler
+            # waits (a /sync long-poll, minutes), no frame keeps h11's event and
+            # its raw header lists alive next to the Request built from them.
+            slot = [event]
+            del event
+            if not await self._answer(slot):
                 return not _request_complete(conn)
             # A fresh parser per request: h11 never sees our responses (see
             # writer.py), so its state machine cannot be cycled. It starts
@@ -191,8 +196,13 @@ class HttpConnection:
                 self.deadline = trio.current_time() + self._config.header_timeout
             conn.receive_data(bytes(data))
 
-    async def _answer(self, event: h11.Request) -> bool:
-        """Route, read the body, run the handler, respond. Returns keep-alive."""
+    async def _answer(self, slot: list[h11.Request]) -> bool:
+        """Route, read the body, run the handler, respond. Returns keep-alive.
+
+        ``slot`` holds the h11 event; it is taken out so that only this frame
+        refers to it, and dropped before the handler runs.
+        """
+        event = slot.pop()
         started = time.perf_counter()
         request_id = wire.next_request_id()
         self._owner.count_request()
@@ -208,12 +218,13 @@ class HttpConnection:
             self._discard_buffered_body()
             await self._send_response(b"GET", wire.error_response(exc), request_id, True, False)
             return False
+        method = event.method
         http10 = event.http_version == b"1.0"
         # RFC 9112 §9.3: HTTP/1.0 and "Connection: close" end the connection.
         close = http10 or _asks_to_close(request)
         route: Route | None = None
         response: Response | None = None
-        if event.method == b"OPTIONS":
+        if method == b"OPTIONS":
             # Client-Server API "Web Browser Clients": a preflight never runs the endpoint.
             response = Response(status=204)
         else:
@@ -226,6 +237,7 @@ class HttpConnection:
                 self.phase = Phase.UPGRADED
                 await serve_upgrade(self, event, request, route.websocket, started)
                 return False
+            del event
             try:
                 if route.stream_body:
                     request.body_stream = self._start_body_stream(request, route)
@@ -244,7 +256,7 @@ class HttpConnection:
             self._discard_buffered_body()
             close = close or not _request_complete(conn)
         close = close or self._owner.shutting_down
-        sent = await self._send_response(event.method, response, request_id, close, http10)
+        sent = await self._send_response(method, response, request_id, close, http10)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 "%s %s %s %d %d %.1fms %s",

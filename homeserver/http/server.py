@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from homeserver.config import HttpConfig
-from homeserver.http import writer
+from homeserver.http import memory, writer
 from homeserver.http.connection import HttpConnection
 from homeserver.http.router import Router
 from homeserver.http.wire import format_peer
@@ -60,6 +60,7 @@ class HttpServer:
         self.port: int | None = None
         # Refreshed by the reaper's tick: formatting a date per request is waste.
         self._date_line = writer.date_line(time.time())
+        self._trim = memory.TrimSchedule()
 
     # -- what connections see (ConnectionOwner) ----------------------------
 
@@ -137,6 +138,9 @@ class HttpServer:
             for connection in self._connections:
                 if connection.deadline <= now:
                     connection.cancel()
+            if self._trim.due(self._requests, now):
+                # Freed heap back to the OS after a burst (see memory.py).
+                await trio.to_thread.run_sync(memory.release_free_memory)
 
     def begin_shutdown(self) -> None:
         """Stop accepting; idle connections close now, busy ones after their request."""

@@ -29,6 +29,55 @@ _ID_PREFIX = os.urandom(3).hex()
 _ID_COUNTER = itertools.count(1)
 
 
+# Decoded header names, and the values of headers that repeat from request to
+# request (one client sends the same Host, Accept, User-Agent every time): each
+# request then shares these strings instead of holding its own copies, which
+# matters while thousands of requests wait (idle /sync long-polls). Bounded:
+# once full, further names and values are decoded per request as before.
+# Credentials (Authorization, Cookie) are never kept here.
+MAX_CACHED_HEADER_NAMES = 256
+MAX_CACHED_HEADER_VALUES = 1024
+MAX_CACHED_VALUE_BYTES = 128
+SHARED_VALUE_HEADERS = frozenset(
+    {
+        b"host",
+        b"user-agent",
+        b"accept",
+        b"accept-encoding",
+        b"accept-language",
+        b"connection",
+        b"content-type",
+        b"origin",
+        b"referer",
+        b"sec-fetch-mode",
+        b"sec-fetch-site",
+        b"sec-fetch-dest",
+    }
+)
+_header_names: dict[bytes, str] = {}
+_header_values: dict[bytes, str] = {}
+
+
+def header_name(raw: bytes) -> str:
+    name = _header_names.get(raw)
+    if name is None:
+        name = raw.decode("ascii")
+        if len(_header_names) < MAX_CACHED_HEADER_NAMES:
+            _header_names[raw] = name
+    return name
+
+
+def header_value(raw_name: bytes, raw: bytes) -> str:
+    if raw_name not in SHARED_VALUE_HEADERS or len(raw) > MAX_CACHED_VALUE_BYTES:
+        return raw.decode("latin-1")
+    value = _header_values.get(raw)
+    if value is None:
+        value = raw.decode("latin-1")
+        if len(_header_values) < MAX_CACHED_HEADER_VALUES:
+            _header_values[raw] = value
+    return value
+
+
 def next_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
 
@@ -47,8 +96,8 @@ def build_request(event: h11.Request, remote: str, request_id: str, max_head_byt
     head_size = len(event.target) + 16
     for raw_name, raw_value in event.headers:
         head_size += len(raw_name) + len(raw_value) + 4
-        name = raw_name.decode("ascii")
-        value = raw_value.decode("latin-1")
+        name = header_name(raw_name)
+        value = header_value(raw_name, raw_value)
         previous = headers.get(name)
         headers[name] = value if previous is None else f"{previous}, {value}"
     if head_size > max_head_bytes:
