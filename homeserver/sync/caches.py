@@ -5,11 +5,15 @@ wake at once and each used to read the same things again. Two caches here
 share that work:
 
 * :class:`RecentEvents`: per room, the newest events of a stream range that
-  is known to be complete, ``(lo, hi]``. Every entry comes from a database
-  read of a whole range, never from a hook, so it holds exactly what the
-  database held: events commit in stream order and syncs read only up to the
-  announced position (``sync/service.py``), so nothing can later appear inside
-  a range already read. The first woken sync extends the range with one read
+  is known to be complete, ``(lo, hi]``. An entry starts from a database
+  read of a whole range, so it holds exactly what the database held: events
+  commit in stream order and syncs read only up to the announced position
+  (``sync/service.py``), so nothing can later appear inside a range already
+  read. A range that reaches the newest event of its room the new-event hook
+  has seen is *followed*: the hook appends each new event of the room, and
+  the range is then complete up to :class:`HookedPositions`' watermark (every
+  position at or below it has passed the hook), so a woken sync reads
+  nothing. Otherwise the first woken sync extends the range with one read
   (under the room's lock); the others find it covered and read nothing.
   Events never change once stored (a redaction is applied when serializing,
   from ``event_redactions``), so entries never go stale.
@@ -19,7 +23,7 @@ share that work:
   number so a read that raced an invalidation is never stored.
 
 Both are bounded (rooms kept, events per room) and evict the least recently
-used room.
+used room. The server is one process: the hooks see every event it stores.
 """
 
 from __future__ import annotations
@@ -40,6 +44,44 @@ RECENT_EVENTS_PER_ROOM = 50
 MEMBER_ROOMS = 2_000
 # Hero candidates kept per room: MAX_HEROES plus the syncing user, who is skipped.
 HERO_CANDIDATES = 6
+# Rooms whose newest hooked position is remembered (for following kept ranges).
+HOOKED_ROOMS = 20_000
+# Hooked positions above a gap kept before the gap is taken for a position that
+# never passes the hook (an outlier's); a real gap fills within one scheduling round.
+MAX_PENDING_POSITIONS = 10_000
+
+
+def is_visible(event: StoredEvent) -> bool:
+    """In the timeline (``storage.timeline._visible_events``): not an outlier, rejected or soft-failed."""
+    return not event.outlier and event.rejected_reason is None and not event.soft_failed
+
+
+class HookedPositions:
+    """The watermark of the new-event hook: every position at or below :attr:`upto` has
+    passed it (or never will: a gap left too long is skipped).
+
+    Hooks may run out of stream order (two rooms' transactions finish together),
+    so the announced position can be ahead of a hook still to run; an
+    in-memory answer for a position is only exact up to this watermark.
+    Fed by ``SyncService.on_new_event``.
+    """
+
+    def __init__(self, start: int, max_pending: int = MAX_PENDING_POSITIONS) -> None:
+        self.upto = start
+        self._pending: set[int] = set()
+        self._max_pending = max_pending
+
+    def hooked(self, position: int) -> None:
+        if position <= self.upto:
+            return
+        self._pending.add(position)
+        if len(self._pending) > self._max_pending:
+            # A position that never passes the hook (an outlier's): step over it.
+            self.upto = min(self._pending) - 1
+        while self.upto + 1 in self._pending:
+            self.upto += 1
+            self._pending.discard(self.upto)
+
 
 ReadRange = Callable[[str, int, int, int], Awaitable[list[StoredEvent]]]
 
@@ -52,6 +94,9 @@ class _Range:
     hi: int
     events: list[StoredEvent]
     positions: list[int]
+    # Every event of the room that passed the hook above ``hi`` is appended: the
+    # range is complete up to the hook watermark too.
+    followed: bool = False
 
 
 class RecentEvents:
@@ -63,14 +108,77 @@ class RecentEvents:
         *,
         max_rooms: int = RECENT_ROOMS,
         per_room: int = RECENT_EVENTS_PER_ROOM,
+        hooked: HookedPositions | None = None,
+        max_hooked_rooms: int = HOOKED_ROOMS,
     ) -> None:
         self._read_range = read_range
         self._max_rooms = max_rooms
         self._per_room = per_room
         self._rooms: OrderedDict[str, _Range] = OrderedDict()
         self._locks: dict[str, trio.Lock] = {}
+        # Without a watermark (no hook feeding :meth:`on_new_event`) nothing is followed.
+        self._hooked = hooked
+        # room -> the newest position of the room that passed the hook; rooms not
+        # here had none above ``_untracked_below`` (the start, or an evicted one).
+        self._last_hooked: OrderedDict[str, int] = OrderedDict()
+        self._untracked_below = hooked.upto if hooked is not None else 0
+        self._max_hooked_rooms = max_hooked_rooms
         self.hits = 0
         self.misses = 0
+
+    def on_new_event(self, event: StoredEvent) -> None:
+        """Hook for every stored event, after :meth:`HookedPositions.hooked` saw it."""
+        if self._hooked is None:
+            return
+        room_id = event.room_id
+        position = event.stream_ordering
+        # A room not remembered may have had hooked events up to ``_untracked_below``.
+        last = self._last_hooked.get(room_id, self._untracked_below)
+        self._last_hooked[room_id] = max(last, position)
+        self._last_hooked.move_to_end(room_id)
+        while len(self._last_hooked) > self._max_hooked_rooms:
+            _, evicted = self._last_hooked.popitem(last=False)
+            self._untracked_below = max(self._untracked_below, evicted)
+        cached = self._rooms.get(room_id)
+        if cached is None or not cached.followed or not is_visible(event):
+            return
+        if position <= cached.lo:
+            return  # below the kept window (trimmed away)
+        if position <= cached.hi:
+            if position not in cached.positions:
+                # Cannot happen (a range read up to ``hi`` saw it): stop trusting the room.
+                del self._rooms[room_id]
+            return
+        at = bisect.bisect_right(cached.positions, position)
+        if at > 0 and cached.positions[at - 1] == position:
+            return
+        cached.positions.insert(at, position)
+        cached.events.insert(at, event)
+        self._trim(cached)
+
+    def _get(self, room_id: str) -> _Range | None:
+        """The kept range, its ``hi`` raised to the hook watermark if followed."""
+        cached = self._rooms.get(room_id)
+        if cached is not None and cached.followed:
+            assert self._hooked is not None
+            if self._hooked.upto > cached.hi:
+                cached.hi = self._hooked.upto
+        return cached
+
+    def _follow(self, room_id: str, cached: _Range) -> None:
+        """Follow a range complete up to ``hi`` if no hooked event of the room is above it."""
+        if cached.followed or self._hooked is None:
+            return
+        last = self._last_hooked.get(room_id, self._untracked_below)
+        if last <= cached.hi:
+            cached.followed = True
+
+    def _trim(self, cached: _Range) -> None:
+        if len(cached.events) > self._per_room:
+            cut = len(cached.events) - self._per_room
+            cached.lo = max(cached.lo, cached.events[cut - 1].stream_ordering)
+            del cached.events[:cut]
+            del cached.positions[:cut]
 
     async def read(self, room_id: str, after: int, upto: int, limit: int) -> list[StoredEvent]:
         """The newest ``limit`` events with ``after < stream_ordering <= upto``, oldest first.
@@ -102,16 +210,17 @@ class RecentEvents:
 
     def note_no_events(self, room_id: str, after: int, upto: int) -> None:
         """The database showed no event of the room in ``(after, upto]``: extend a range to it."""
-        cached = self._rooms.get(room_id)
+        cached = self._get(room_id)
         if cached is not None and after <= cached.hi < upto:
             cached.hi = upto
+            self._follow(room_id, cached)
 
     def is_kept(self, room_id: str) -> bool:
         return room_id in self._rooms
 
     def covers(self, room_id: str, after: int, upto: int) -> bool | None:
         """Whether the room has events in ``(after, upto]``, if the cache knows; else None."""
-        cached = self._rooms.get(room_id)
+        cached = self._get(room_id)
         if cached is None or upto > cached.hi or after < cached.lo:
             return None
         start = bisect.bisect_right(cached.positions, after)
@@ -120,7 +229,7 @@ class RecentEvents:
 
     def has_no_member_events(self, room_id: str, after: int, upto: int) -> bool:
         """True if the kept range proves the room had no member event in ``(after, upto]``."""
-        cached = self._rooms.get(room_id)
+        cached = self._get(room_id)
         if cached is None or upto > cached.hi or after < cached.lo:
             return False
         start = bisect.bisect_right(cached.positions, after)
@@ -128,7 +237,7 @@ class RecentEvents:
         return all(e.type != "m.room.member" for e in cached.events[start:end])
 
     def _lookup(self, room_id: str, after: int, upto: int, limit: int) -> list[StoredEvent] | None:
-        cached = self._rooms.get(room_id)
+        cached = self._get(room_id)
         if cached is None or upto > cached.hi:
             return None
         end = bisect.bisect_right(cached.positions, upto)
@@ -143,7 +252,7 @@ class RecentEvents:
         return None
 
     async def _fill(self, room_id: str, after: int, upto: int, limit: int) -> list[StoredEvent]:
-        cached = self._rooms.get(room_id)
+        cached = self._get(room_id)
         if cached is not None and cached.hi < upto:
             # Extend the kept range: read only what is new since it.
             batch = await self._read_range(room_id, cached.hi, upto, self._per_room)
@@ -163,9 +272,10 @@ class RecentEvents:
         # Fewer than asked: the whole range; else complete from the oldest returned.
         lo = after if len(batch) < asked else batch[0].stream_ordering - 1
         fresh = _Range(lo, upto, list(batch), [e.stream_ordering for e in batch])
-        cached = self._rooms.get(room_id)
+        cached = self._get(room_id)
         if cached is not None and fresh.lo <= cached.hi and cached.lo <= fresh.hi:
-            # Overlapping or touching complete ranges: their union is complete.
+            # Overlapping or touching complete ranges: their union is complete
+            # (and a followed one stays followed: the hook keeps appending to it).
             merged: dict[int, StoredEvent] = {e.stream_ordering: e for e in cached.events}
             merged.update((e.stream_ordering, e) for e in fresh.events)
             ordered = [merged[p] for p in sorted(merged)]
@@ -174,14 +284,12 @@ class RecentEvents:
                 max(cached.hi, fresh.hi),
                 ordered,
                 [e.stream_ordering for e in ordered],
+                cached.followed,
             )
         elif cached is not None and cached.hi > fresh.hi:
             return  # a disjoint, older range: keep the newer one
-        if len(fresh.events) > self._per_room:
-            cut = len(fresh.events) - self._per_room
-            fresh.lo = fresh.events[cut - 1].stream_ordering
-            fresh.events = fresh.events[cut:]
-            fresh.positions = fresh.positions[cut:]
+        self._trim(fresh)
+        self._follow(room_id, fresh)
         self._rooms[room_id] = fresh
         self._rooms.move_to_end(room_id)
         while len(self._rooms) > self._max_rooms:

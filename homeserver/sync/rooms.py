@@ -28,7 +28,7 @@ from homeserver.storage.timeline import (
     read_member_rows,
     read_room_stream_range,
 )
-from homeserver.sync.caches import MemberSummary, RecentEvents, RoomMembers
+from homeserver.sync.caches import HookedPositions, MemberSummary, RecentEvents, RoomMembers
 from homeserver.sync.filters import RoomEventFilter
 from homeserver.timeline.client_events import ClientEvents, strip_event
 from homeserver.timeline.tokens import StreamPoint, TopologicalToken
@@ -66,12 +66,19 @@ def _filter_view(event: StoredEvent) -> dict[str, Any]:
 class RoomSync:
     """Builds the per-room sections; shared by the join and leave paths."""
 
-    def __init__(self, database: Database, store: EventStore, client_events: ClientEvents) -> None:
+    def __init__(
+        self,
+        database: Database,
+        store: EventStore,
+        client_events: ClientEvents,
+        hooked: HookedPositions | None = None,
+    ) -> None:
         self.database = database
         self.store = store
         self.client_events = client_events
-        # Shared by every sync: N receivers woken by one event read it once.
-        self.recent = RecentEvents(self._read_db)
+        # Shared by every sync: N receivers woken by one event read it once (none
+        # once the room's range is followed by the hook, see ``sync/caches.py``).
+        self.recent = RecentEvents(self._read_db, hooked=hooked)
         self.members = RoomMembers()
 
     async def timeline(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -41,7 +41,9 @@ from homeserver.storage.timeline import (
     read_rooms_with_events,
     read_user_memberships,
 )
+from homeserver.sync.caches import HookedPositions
 from homeserver.sync.filters import DEFAULT_FILTER, Filter, apply_event_fields, parse_filter
+from homeserver.sync.memberships import UserMemberships
 from homeserver.sync.rooms import RoomSync, Timeline
 from homeserver.sync.sources import SyncSources
 from homeserver.timeline.client_events import ClientEvents
@@ -88,12 +90,38 @@ class SyncService:
         self.notifier = notifier
         self.client_events = client_events
         self.sources = sources if sources is not None else SyncSources()
-        self.rooms = RoomSync(database, store, client_events)
+        # Every position at or below ``hooked.upto`` has passed :meth:`on_new_event`.
+        self.hooked = HookedPositions(notifier.current_token().events)
+        self.rooms = RoomSync(database, store, client_events, self.hooked)
+        self.memberships = UserMemberships()
         self._ignored_cache: dict[str, tuple[int, frozenset[str]]] = {}
 
     def on_new_event(self, event: StoredEvent) -> None:
-        """Hook for every stored event: keeps the in-memory caches of ``sync/caches.py`` true."""
+        """Hook for every stored event: keeps the in-memory caches of ``sync/caches.py``
+        and ``sync/memberships.py`` true. The watermark moves last: whatever reads
+        it finds the caches already updated for the event."""
+        self.rooms.recent.on_new_event(event)
         self.rooms.members.on_new_event(event)
+        self.memberships.on_new_event(event)
+        self.hooked.hooked(event.stream_ordering)
+
+    async def _current_memberships(
+        self, user_id: str, at_least: int
+    ) -> tuple[Sequence[Membership], int]:
+        """The user's current membership rows, and a position they are complete up to
+        (at least ``at_least``, which must not be above the announced position).
+
+        Kept rows hold every change up to the hook watermark; otherwise they are
+        read, complete up to the position announced when the read began.
+        """
+        cached = self.memberships.get(user_id)
+        if cached is not None and self.hooked.upto >= at_least:
+            return cached, self.hooked.upto
+        before = self.notifier.current_token().events
+        stamp = self.memberships.stamp()
+        rows = await self.database.read(lambda conn: read_user_memberships(conn, user_id))
+        self.memberships.put(user_id, stamp, rows)
+        return rows, before
 
     # -- filters --------------------------------------------------------------------
 
@@ -132,24 +160,24 @@ class SyncService:
             timeout = 0
         deadline = trio.current_time() + timeout
         while True:
-            before = self.notifier.current_token().events
-            memberships = await self.database.read(
-                lambda conn: read_user_memberships(conn, request.user_id)
-            )
+            memberships, complete = await self._current_memberships(request.user_id, 0)
             rooms = [m.room_id for m in memberships if m.membership == "join"]
             with self.notifier.listen(request.user_id, rooms) as listener:
                 upto = self.notifier.current_token()
-                # If no event was announced since ``before``, that read already saw
-                # every membership at or below ``upto``: no need to read it again.
-                fresh = memberships if upto.events == before else None
+                # If the rows are complete up to ``upto`` (no event announced since
+                # they were read, or kept and the hooks caught up), use them as they are.
+                fresh = memberships if upto.events <= complete else None
                 response, has_updates = await self._build(request, upto, fresh)
                 if has_updates or trio.current_time() >= deadline:
                     return response
+                # A held long-poll keeps only its listener: the empty answer and
+                # the rows are rebuilt when it wakes.
+                del response, memberships, fresh, rooms
                 with trio.move_on_at(deadline if math.isfinite(deadline) else math.inf):
                     await listener.wait()
 
     async def _memberships_at(
-        self, user_id: str, upto: int, fresh: list[Membership] | None
+        self, user_id: str, upto: int, fresh: Sequence[Membership] | None
     ) -> dict[str, _UserMembership]:
         """The user's membership in each room as of position ``upto``.
 
@@ -159,7 +187,7 @@ class SyncService:
         """
         current = fresh
         if current is None:
-            current = await self.database.read(lambda conn: read_user_memberships(conn, user_id))
+            current, _ = await self._current_memberships(user_id, upto)
         result: dict[str, _UserMembership] = {}
         late: list[Membership] = [m for m in current if m.stream_ordering > upto]
         ids = [m.event_id for m in current if m.stream_ordering <= upto]
@@ -218,7 +246,7 @@ class SyncService:
         return bool(own) and own[-1].pdu.get("content", {}).get("membership") == "join"
 
     async def _build(
-        self, request: SyncRequest, upto: StreamToken, fresh: list[Membership] | None = None
+        self, request: SyncRequest, upto: StreamToken, fresh: Sequence[Membership] | None = None
     ) -> tuple[dict[str, Any], bool]:
         user_id = request.user_id
         since = request.since
