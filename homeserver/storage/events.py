@@ -171,9 +171,37 @@ def persist_batch_txn(
             written = [persist_event_txn(conn, event, cache)]
             hooks = [hook]
             index += 1
-        for result, hook in zip(written, hooks, strict=True):
-            results.append((result, hook(conn, result.event) if hook is not None else None))
+        results.extend(zip(written, _run_hooks(conn, written, hooks), strict=True))
     return results
+
+
+def _run_hooks(
+    conn: Connection, written: Sequence[PersistResult], hooks: Sequence[InTxnHook | None]
+) -> list[Any]:
+    """Each written event's hook, in order; consecutive hooks sharing a ``run_batch`` run as one.
+
+    ``run_batch(conn, [(hook, event), ...])`` returns the hooks' results in order:
+    e.g. the transaction IDs of a batch of sends are recorded in one statement.
+    """
+    out: list[Any] = []
+    index = 0
+    while index < len(hooks):
+        hook = hooks[index]
+        run_batch = getattr(hook, "run_batch", None)
+        if hook is None or run_batch is None:
+            out.append(hook(conn, written[index].event) if hook is not None else None)
+            index += 1
+            continue
+        end = index + 1
+        while end < len(hooks) and getattr(hooks[end], "run_batch", None) == run_batch:
+            end += 1
+        items = [(hooks[k], written[k].event) for k in range(index, end)]
+        results = run_batch(conn, items)
+        if len(results) != len(items):
+            raise RuntimeError("a batched hook returned the wrong number of results")
+        out.extend(results)
+        index = end
+    return out
 
 
 def _group_before(

@@ -13,8 +13,10 @@ the existing one (:class:`TxnAlreadyClaimed`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -65,14 +67,17 @@ class TxnAlreadyClaimed(Exception):
 
 
 # Prebuilt: one per send, and compiling the construct costs more than running it.
-# RETURNING tells whether the row went in: psycopg reports no rowcount for it (-1).
+# RETURNING tells which rows went in: psycopg reports no rowcount for it (-1). With
+# several rows SQLAlchemy sends them as one multi-row INSERT ("insertmanyvalues").
+_KEY = (
+    event_txn_ids.c.user_id,
+    event_txn_ids.c.device_id,
+    event_txn_ids.c.endpoint,
+    event_txn_ids.c.txn_id,
+)
 _CLAIM = {
-    "postgresql": pg_insert(event_txn_ids)
-    .on_conflict_do_nothing()
-    .returning(event_txn_ids.c.event_id),
-    "sqlite": sqlite_insert(event_txn_ids)
-    .on_conflict_do_nothing()
-    .returning(event_txn_ids.c.event_id),
+    "postgresql": pg_insert(event_txn_ids).on_conflict_do_nothing().returning(*_KEY),
+    "sqlite": sqlite_insert(event_txn_ids).on_conflict_do_nothing().returning(*_KEY),
 }
 
 
@@ -110,6 +115,58 @@ def claim_txn(
     if existing is None:
         raise RuntimeError("transaction ID neither inserted nor found")
     raise TxnAlreadyClaimed(existing)
+
+
+@attrs.frozen
+class TxnClaim:
+    """The in-transaction hook of a send: record its transaction ID (see :func:`claim_txn`).
+
+    Called as ``claim(conn, event)``; the events of one batch are claimed together
+    with :meth:`run_batch`, one statement for all of them (the event store groups
+    consecutive hooks that share a ``run_batch``).
+    """
+
+    user_id: str
+    device_id: str
+    endpoint: str
+    txn_id: str
+    now_ms: int
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.user_id, self.device_id, self.endpoint, self.txn_id)
+
+    def __call__(self, conn: Connection, event: Any) -> str:
+        return claim_txn(conn, *self.key, str(event.event_id), self.now_ms)
+
+    @staticmethod
+    def run_batch(conn: Connection, items: Sequence[tuple[TxnClaim, Any]]) -> list[str]:
+        """Claim every ``(claim, event)`` at once; raise :class:`TxnAlreadyClaimed` if one is taken."""
+        keys = [claim.key for claim, _ in items]
+        if len(items) == 1 or len(set(keys)) != len(keys):
+            return [claim(conn, event) for claim, event in items]
+        inserted = conn.execute(
+            _CLAIM[conn.dialect.name],
+            [
+                {
+                    "user_id": claim.user_id,
+                    "device_id": claim.device_id,
+                    "endpoint": claim.endpoint,
+                    "txn_id": claim.txn_id,
+                    "event_id": str(event.event_id),
+                    "created_ts": claim.now_ms,
+                }
+                for claim, event in items
+            ],
+        ).all()
+        got = {tuple(row) for row in inserted}
+        for key in keys:
+            if key not in got:
+                existing = read_txn(conn, *key)
+                if existing is None:
+                    raise RuntimeError("transaction ID neither inserted nor found")
+                raise TxnAlreadyClaimed(existing)
+        return [str(event.event_id) for _, event in items]
 
 
 def read_txn_ids_for_device(

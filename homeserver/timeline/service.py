@@ -33,7 +33,7 @@ from homeserver.errors import MatrixError, bad_json, forbidden, not_found, too_l
 from homeserver.events.creation import EventCreationService
 from homeserver.notifier import Notifier
 from homeserver.storage.database import Database
-from homeserver.storage.events import EventStore, StoredEvent
+from homeserver.storage.events import EventStore, InTxnHook, StoredEvent
 from homeserver.storage.relation_queries import has_annotation
 from homeserver.storage.timeline import (
     read_event_near_ts,
@@ -41,7 +41,7 @@ from homeserver.storage.timeline import (
     read_page,
     record_redaction,
 )
-from homeserver.storage.transactions import TxnAlreadyClaimed, claim_txn, read_txn
+from homeserver.storage.transactions import TxnAlreadyClaimed, TxnClaim, read_txn
 from homeserver.sync.filters import RoomEventFilter
 from homeserver.sync.visibility import history_visibility_of
 from homeserver.timeline.client_events import ClientEvents
@@ -83,6 +83,14 @@ def check_content(content: Any) -> dict[str, Any]:
     if size + PDU_OVERHEAD_BYTES > MAX_PDU_SIZE:
         raise too_large(f"Event content is {size} bytes; events are limited to {MAX_PDU_SIZE}")
     return content
+
+
+def _record_redaction(
+    claim: TxnClaim, redacts: str, room_id: str, conn: Any, event: StoredEvent
+) -> str:
+    """The in-transaction hook of a redaction: what it redacts, then its transaction ID."""
+    record_redaction(conn, event.event_id, redacts, room_id)
+    return claim(conn, event)
 
 
 class MessageService:
@@ -186,14 +194,12 @@ class MessageService:
             get_event=self.store.get_event,
             has_annotation=self._has_annotation,
         )
-        now = self._clock_ms()
-
-        def record(conn: Any, event: StoredEvent) -> str:
-            # In the event's own transaction: a crash cannot keep the event
-            # and lose the mapping (a retry would then send it twice).
-            if redacts is not None:
-                record_redaction(conn, event.event_id, redacts, room_id)
-            return claim_txn(conn, *key, event.event_id, now)
+        # In the event's own transaction: a crash cannot keep the event and lose
+        # the mapping (a retry would then send it twice).
+        claim = TxnClaim(*key, now_ms=self._clock_ms())
+        record: InTxnHook = claim
+        if redacts is not None:
+            record = functools.partial(_record_redaction, claim, redacts, room_id)
 
         try:
             _, claimed = await self.events.send_event(
