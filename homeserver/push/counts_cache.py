@@ -7,9 +7,10 @@ members one message wakes. Here an entry holds what those reads found and is
 kept current by the writers of the facts it derives from:
 
 * the push processor (a :class:`StreamFollower`) adds the actions of each batch
-  right after the batch committed (:meth:`CountsCache.apply_batch`), in the
-  same trio step that moves its position, so an entry always covers exactly
-  the actions up to the processor's position;
+  as soon as they are computed (:meth:`CountsCache.apply_batch`), before the
+  write that stores them commits, so an entry always covers exactly the
+  actions up to the processor's evaluated position; a write that fails resets
+  the cache (:meth:`CountsCache.reset`), and the redone batch is applied anew;
 * the user's own new event in the room moves their own read mark
   (:meth:`CountsCache.on_new_event`): updated in place when it stays in the
   same thread as their previous own event, dropped otherwise (the previous
@@ -25,8 +26,11 @@ sync whose token is behind the processor counts only up to its token. A
 question it cannot answer exactly (a token before ``floor``, or before the
 user's own latest event, whose read mark depends on the token) goes to the
 database. Loads are generation-stamped (the :class:`homeserver.sync.caches.RoomMembers`
-pattern): a load that raced an invalidation is not stored, and one that raced
-the processor is completed from the log of its latest batches, or not stored.
+pattern): a load that raced an invalidation is not stored, and one that read
+the database at a position behind the evaluated one is completed from the log
+of the latest batches (not stored if the log does not reach back, or if one of
+those batches held a redaction in the room, whose deletion the read may have
+missed).
 
 Bounded: ``max_entries`` entries (least recently used evicted), ``TAIL_MAX``
 positions per entry, ``LOG_BATCHES`` logged batches, and the generations of at
@@ -194,8 +198,11 @@ class CountsCache:
         self._epoch = 0
         # Loads stamped before this are refused (a forgotten generation may be newer).
         self._floor = 0
-        # (start, end, actions) of the processor's latest batches, to complete loads.
-        self._log: deque[tuple[int, int, list[PushAction]]] = deque(maxlen=LOG_BATCHES)
+        # (start, end, actions, redacted rooms) of the processor's latest batches,
+        # to complete loads.
+        self._log: deque[tuple[int, int, list[PushAction], frozenset[str]]] = deque(
+            maxlen=LOG_BATCHES
+        )
         self.position = 0
         self.hits = 0
         self.misses = 0
@@ -231,7 +238,9 @@ class CountsCache:
             batches = [b for b in self._log if b[1] > position]
             if not batches or batches[0][0] > position:
                 return False  # the log no longer reaches back to the read
-            for _, _, actions in batches:
+            if any(room_id in redacted for _, _, _, redacted in batches):
+                return False
+            for _, _, actions, _ in batches:
                 for a in actions:
                     if a.user_id == user_id and a.room_id == room_id:
                         entry.add(a.stream_ordering, a.thread_id, a.notify, a.highlight)
@@ -254,10 +263,14 @@ class CountsCache:
             del self._entries[key]
         self._bump(("", room_id))
 
-    def clear(self) -> None:
+    def reset(self, position: int) -> None:
+        """Forget everything (a batch applied was not written); ``position`` is the
+        processor's written position, where it resumes."""
         self._entries.clear()
+        self._log.clear()
         self._epoch += 1
         self._floor = self._epoch
+        self.position = position
 
     def on_new_event(self, sender: str, room_id: str, position: int, thread: str | None) -> None:
         """An announced event: its sender's own read mark in the room moves to it."""
@@ -271,15 +284,16 @@ class CountsCache:
     def apply_batch(
         self, start: int, end: int, actions: list[PushAction], redacted_rooms: Iterable[str]
     ) -> None:
-        """The processor committed a batch ``(start, end]``: its new actions count, and a
-        redaction's room loses its entries (the target's actions were deleted)."""
+        """The processor computed a batch ``(start, end]``: its new actions count, and a
+        redaction's room loses its entries (the target's actions are deleted)."""
         for action in actions:
             entry = self._entries.get((action.user_id, action.room_id))
             if entry is not None:
                 entry.add(action.stream_ordering, action.thread_id, action.notify, action.highlight)
-        for room_id in set(redacted_rooms):
+        rooms = frozenset(redacted_rooms)
+        for room_id in rooms:
             self.invalidate_room(room_id)
-        self._log.append((start, end, actions))
+        self._log.append((start, end, actions, rooms))
         self.position = end
 
     def _bump(self, key: Key) -> None:

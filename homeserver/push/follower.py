@@ -22,6 +22,12 @@ head is exactly what the database read would return. Anything else (an event
 never announced, such as an outlier; a restart; a burst beyond
 ``QUEUE_LIMIT``) leaves a hole, and that batch is read from the database as
 before. The queue is per process: the server is one process.
+
+A follower may also publish a batch's results before they are written
+(:meth:`StreamFollower.evaluated`, with ``evaluated_position`` and
+:meth:`StreamFollower.wait_for_evaluated`): the push processor's in-memory
+counts do, so a woken ``/sync`` does not wait for the write. A failed write
+calls :meth:`StreamFollower.write_failed` and the batch is redone.
 """
 
 from __future__ import annotations
@@ -65,6 +71,9 @@ class StreamFollower:
         self.batch_start = 0
         self._woken = trio.Event()
         self._advanced = trio.Event()
+        # How far batches were handed to :meth:`evaluated` (at or after ``position``).
+        self.evaluated_position = 0
+        self._evaluated = trio.Event()
         self._started = False
         # stream_ordering -> announced event not processed yet (see the module docstring).
         self._queue: dict[int, StoredEvent] = {}
@@ -85,6 +94,22 @@ class StreamFollower:
     def write(self, conn: Connection, batch: list[StoredEvent], prepared: Any) -> None:
         raise NotImplementedError
 
+    def evaluated(self, start: int, end: int, batch: list[StoredEvent], prepared: Any) -> None:
+        """Called on the trio thread once a batch is prepared, before its write commits."""
+
+    def write_failed(self) -> None:
+        """Called when a batch handed to :meth:`evaluated` was not written (it is redone)."""
+
+    async def wait_for_evaluated(self, position: int, timeout: float = DEFAULT_WAIT) -> bool:
+        """Like :meth:`wait_for`, but only until :meth:`evaluated` saw ``position``."""
+        with trio.move_on_after(timeout):
+            while self.evaluated_position < position:
+                if not self._started:
+                    return False
+                await self._evaluated.wait()
+            return True
+        return False
+
     async def wait_for(self, position: int, timeout: float = DEFAULT_WAIT) -> bool:
         """Wait until events up to ``position`` are processed; False on timeout or not running."""
         with trio.move_on_after(timeout):
@@ -101,7 +126,7 @@ class StreamFollower:
             stored = self._head() if self.start_from_current else 0
             position = stored
             await self.database.run(lambda conn: store.write_follower(conn, self.name, position))
-        self.position = stored
+        self.position = self.evaluated_position = stored
         self._started = True
         try:
             task_status.started()
@@ -143,12 +168,21 @@ class StreamFollower:
             full = len(ids) == BATCH
             end = ids[-1][0] if full else head
         prepared = await self.prepare(batch)
+        self.evaluated(start, end, batch, prepared)
+        self.evaluated_position = end
+        self._evaluated.set()
+        self._evaluated = trio.Event()
 
         def txn(conn: Connection) -> None:
             self.write(conn, batch, prepared)
             store.write_follower(conn, self.name, end)
 
-        await self.database.run(txn)
+        try:
+            await self.database.run(txn)
+        except BaseException:
+            self.evaluated_position = start
+            self.write_failed()
+            raise
         self.batch_start = start
         self.position = end
         for position in [p for p in self._queue if p <= end]:

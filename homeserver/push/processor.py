@@ -22,8 +22,9 @@ only the main timeline; a receipt with a thread root only that thread. The
 user's own latest event reads its own thread (or the main timeline) up to it.
 
 :meth:`PushProcessor.thread_counts` answers from :class:`CountsCache`
-(``push/counts_cache.py``) when it can: the processor adds the actions it
-writes, the new-event hook moves the sender's own mark, a read receipt
+(``push/counts_cache.py``) when it can: the processor adds the actions of a
+batch as soon as they are computed (before their write commits; a failed write
+resets the cache, and the batch is redone), the new-event hook moves the sender's own mark, a read receipt
 (:meth:`PushProcessor.on_receipt`) and a redaction drop entries.
 """
 
@@ -173,13 +174,17 @@ class PushProcessor(StreamFollower):
         # After the insert: a target in the same batch as its redaction goes too.
         store.delete_push_actions_of(conn, prepared.redacted)
 
-    def after_batch(self, batch: list[StoredEvent], prepared: Any) -> None:
+    def evaluated(self, start: int, end: int, batch: list[StoredEvent], prepared: Any) -> None:
+        # The cache counts the batch before its write commits, so a woken /sync need
+        # not wait for the write; a failed write resets the cache (the batch is redone).
         self.counts_cache.apply_batch(
-            self.batch_start,
-            self.position,
-            prepared.actions,
-            (room_id for room_id, _ in prepared.redacted),
+            start, end, prepared.actions, (room_id for room_id, _ in prepared.redacted)
         )
+
+    def write_failed(self) -> None:
+        self.counts_cache.reset(self.position)
+
+    def after_batch(self, batch: list[StoredEvent], prepared: Any) -> None:
         users = {a.user_id for a in prepared.actions}
         if users:
             for listener in self._listeners:
@@ -215,10 +220,13 @@ class PushProcessor(StreamFollower):
         message also counts it.
         """
         if upto is not None:
-            await self.wait_for(upto)
+            await self.wait_for_evaluated(upto)
         cached = self.counts_cache.get(user_id, room_id, upto)
         if cached is not None:
             return cached
+        if upto is not None:
+            # The database holds the actions up to the processor's written position.
+            await self.wait_for(upto)
         stamp = self.counts_cache.stamp()
         position = self.position
         head = max(self._head(), upto or 0)

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from plait_fixtures import RegisterUser, RunningServer
 from room_http_helpers import V3, auth, create_room, join, send, sync
 
@@ -230,3 +231,35 @@ async def test_follower_takes_announced_events_from_memory(
     assert r.json()["search_categories"]["room_events"]["count"] == 2
     assert await counts(server, client, bob, room_id) == n(2)
     await sync(client, alice)
+
+
+async def test_a_failed_write_of_counted_actions_is_not_counted_twice(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    register_user: RegisterUser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cache counts a batch before its write commits; when the write fails the
+    batch is redone, and each message still counts once."""
+    alice, bob, room_id = await setup(client, register_user)
+    push = server.hs.push
+    await send(client, alice, room_id, "one")
+    assert await counts(server, client, bob, room_id) == n(1)
+    write = push.write
+    failures = []
+
+    def failing(conn: Any, batch: Any, prepared: Any) -> None:
+        if not failures:
+            failures.append(batch)
+            raise RuntimeError("the disk is full")
+        write(conn, batch, prepared)
+
+    monkeypatch.setattr(push, "write", failing)
+    await send(client, alice, room_id, "two")
+    assert await counts(server, client, bob, room_id) == n(2)
+    assert failures
+    await send(client, alice, room_id, "three")
+    assert await counts(server, client, bob, room_id) == n(3)
+    page = await client.get(f"{V3}/notifications", headers=auth(bob))
+    bodies = [x["event"]["content"]["body"] for x in page.json()["notifications"]]
+    assert bodies[:3] == ["three", "two", "one"]

@@ -203,3 +203,32 @@ def test_queued_batch_needs_every_position() -> None:
     assert queued_batch(events, 2, 7, 200) is None  # 6 was never announced
     assert queued_batch(events, 1, 5, 200) is None
     assert queued_batch(events, 5, 5, 200) is None
+
+
+def test_a_load_behind_a_redaction_in_its_room_is_not_stored() -> None:
+    cache = CountsCache()
+    cache.apply_batch(0, 10, [], ())
+    stamp = cache.stamp()
+    # The read ran at 10; the batch up to 12 deletes actions the read may have counted.
+    cache.apply_batch(10, 12, [], [ROOM])
+    entry = Entry.loaded(0, {}, None, 10, {"main": (2, 0)})
+    assert not cache.put(USER, ROOM, cache.stamp(), entry, 10)
+    assert not cache.put(USER, ROOM, stamp, entry, 10)
+    # Another room's redaction does not matter.
+    cache.apply_batch(12, 13, [], ["!other:hs"])
+    assert cache.put(USER, ROOM, cache.stamp(), Entry.loaded(0, {}, None, 12, {}), 12)
+
+
+def test_reset_forgets_a_batch_that_was_not_written() -> None:
+    cache = CountsCache()
+    cache.put(USER, ROOM, cache.stamp(), Entry.loaded(0, {}, None, 0, {"main": (1, 0)}), 0)
+    stamp = cache.stamp()
+    cache.apply_batch(0, 5, [action(5, "main", True, False)], ())
+    assert cache.get(USER, ROOM, 5) == {"main": (2, 0)}
+    cache.reset(0)  # the write of (0, 5] failed
+    assert cache.get(USER, ROOM, 5) is None
+    assert not cache.put(USER, ROOM, stamp, Entry.loaded(0, {}, None, 0, {"main": (1, 0)}), 0)
+    # A load after the reset, then the redone batch: counted once.
+    cache.put(USER, ROOM, cache.stamp(), Entry.loaded(0, {}, None, 0, {"main": (1, 0)}), 0)
+    cache.apply_batch(0, 5, [action(5, "main", True, False)], ())
+    assert cache.get(USER, ROOM, 5) == {"main": (2, 0)}
