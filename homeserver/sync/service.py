@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -57,6 +58,8 @@ MAX_INLINE_FILTER = 8192
 EXTEND_INLINE = 2
 # Users whose m.ignored_user_list is kept in memory (dropped all at once when full).
 IGNORED_CACHE_USERS = 10_000
+# Parsed filters kept (inline by their text, stored by user and ID), least recently used out.
+FILTER_CACHE = 1_000
 
 
 @attrs.frozen
@@ -95,6 +98,10 @@ class SyncService:
         self.rooms = RoomSync(database, store, client_events, self.hooked)
         self.memberships = UserMemberships()
         self._ignored_cache: dict[str, tuple[int, frozenset[str]]] = {}
+        # Stored filters never change (a new upload gets a new ID) and inline ones
+        # are their text: a parsed filter is kept without invalidation, and every
+        # sync with the same filter shares one (held long-polls included).
+        self._filters: OrderedDict[tuple[str, str], Filter] = OrderedDict()
 
     def on_new_event(self, event: StoredEvent) -> None:
         """Hook for every stored event: keeps the in-memory caches of ``sync/caches.py``
@@ -138,16 +145,28 @@ class SyncService:
     async def resolve_filter(self, user_id: str, param: str | None) -> Filter:
         """``?filter=``: inline JSON when it starts with ``{``, otherwise a stored filter's ID."""
         if param is None or param == "":
-            return Filter()
-        if param.lstrip().startswith("{"):
+            return DEFAULT_FILTER
+        inline = param.lstrip().startswith("{")
+        # An inline filter is the same for everyone; a stored one is its owner's.
+        key = ("", param) if inline else (user_id, param)
+        found = self._filters.get(key)
+        if found is not None:
+            self._filters.move_to_end(key)
+            return found
+        if inline:
             if len(param) > MAX_INLINE_FILTER:
                 raise bad_json("The filter is too long")
             try:
                 value = parse_strict_json(param)
             except (ValueError, RecursionError):
                 raise bad_json("The filter is not valid JSON") from None
-            return parse_filter(value)
-        return parse_filter(await self.get_filter(user_id, param))
+            parsed = parse_filter(value)
+        else:
+            parsed = parse_filter(await self.get_filter(user_id, param))
+        self._filters[key] = parsed
+        while len(self._filters) > FILTER_CACHE:
+            self._filters.popitem(last=False)
+        return parsed
 
     # -- sync -----------------------------------------------------------------------
 
