@@ -25,11 +25,11 @@ import ipaddress
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 import trio
 
 from homeserver.config import PushConfig
@@ -38,6 +38,10 @@ from homeserver.media.preview import is_blocked, parse_networks, resolve
 from homeserver.storage import push as store
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventStore
+
+if TYPE_CHECKING:
+    # Imported with the first pusher to deliver to (about 6 MB a server without one never needs).
+    import httpx
 from homeserver.storage.timeline import read_redactions
 
 log = logging.getLogger(__name__)
@@ -199,7 +203,8 @@ class PusherService:
         self._wake.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as http, trio.open_nursery() as n:
+        async with AsyncExitStack() as stack, trio.open_nursery() as n:
+            http: httpx.AsyncClient | None = None
             task_status.started()
             first = True
             while True:
@@ -218,6 +223,11 @@ class PusherService:
                         self._dirty.add(key)
                     else:
                         self._active.add(key)
+                        if http is None:
+                            import httpx
+
+                            client = httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S)
+                            http = await stack.enter_async_context(client)
                         n.start_soon(self._deliver_all, http, key)
                 first = False
                 await self._wake.wait()
@@ -274,6 +284,8 @@ class PusherService:
         self, http: httpx.AsyncClient, pusher: store.PusherRow, action: store.PushAction
     ) -> bool:
         """POST one notification with retries; False if the gateway rejected the pushkey."""
+        import httpx
+
         redacted = await self.database.read(lambda conn: read_redactions(conn, [action.event_id]))
         if redacted:
             # Redacted after its action was read: its content must not leave the server

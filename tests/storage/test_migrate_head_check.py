@@ -140,10 +140,11 @@ async def test_upgrade_engine_uses_alembic_only_when_behind(
 
 
 def test_serving_modules_leave_heavy_optional_imports_out() -> None:
-    """A running server imports Alembic, Mako and Pillow only when it needs them."""
+    """A running server imports Alembic, Mako, Pillow and httpx only when it needs them."""
     code = (
         "import sys, tools.serve, tools.cli; "
-        "print(' '.join(sorted(m for m in ('alembic', 'mako', 'PIL') if m in sys.modules)))"
+        "print(' '.join(sorted(m for m in ('alembic', 'mako', 'PIL', 'httpx') "
+        "if m in sys.modules)))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
