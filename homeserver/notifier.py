@@ -189,3 +189,7 @@ class _Listener:
 
     async def wait(self) -> None:
         await self._waiter.event.wait()
+
+    def wake(self) -> None:
+        """End :meth:`wait` as a change would (a deadline passed: ``sync/deadlines.py``)."""
+        self._waiter.event.set()

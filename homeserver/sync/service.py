@@ -20,7 +20,6 @@ The loop that makes delivery exact:
 from __future__ import annotations
 
 import functools
-import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -43,6 +42,7 @@ from homeserver.storage.timeline import (
     read_user_memberships,
 )
 from homeserver.sync.caches import HookedPositions
+from homeserver.sync.deadlines import Deadlines
 from homeserver.sync.filters import DEFAULT_FILTER, Filter, apply_event_fields, parse_filter
 from homeserver.sync.memberships import UserMemberships
 from homeserver.sync.rooms import RoomSync, Timeline
@@ -102,6 +102,7 @@ class SyncService:
         # are their text: a parsed filter is kept without invalidation, and every
         # sync with the same filter shares one (held long-polls included).
         self._filters: OrderedDict[tuple[str, str], Filter] = OrderedDict()
+        self._deadlines = Deadlines()
 
     def on_new_event(self, event: StoredEvent) -> None:
         """Hook for every stored event: keeps the in-memory caches of ``sync/caches.py``
@@ -192,8 +193,12 @@ class SyncService:
                 # A held long-poll keeps only its listener: the empty answer and
                 # the rows are rebuilt when it wakes.
                 del response, memberships, fresh, rooms
-                with trio.move_on_at(deadline if math.isfinite(deadline) else math.inf):
+                # One shared timer ends the wait at the deadline (no cancel scope each).
+                entry = self._deadlines.add(deadline, listener)
+                try:
                     await listener.wait()
+                finally:
+                    self._deadlines.cancel(entry)
 
     async def _memberships_at(
         self, user_id: str, upto: int, fresh: Sequence[Membership] | None
