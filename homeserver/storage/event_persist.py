@@ -29,6 +29,7 @@ from homeserver.storage.event_types import (
     PersistResult,
     StoredEvent,
 )
+from homeserver.storage.multi_insert import insert_rows
 from homeserver.storage.relations import insert_relation
 from homeserver.storage.state import (
     StateGroupCache,
@@ -55,6 +56,27 @@ _ALLOCATE_STREAMS = (
     .returning(event_stream_position.c.position)
 )
 _INSERT_EVENT = sa.insert(events)
+# Columns of the rows built below (_event_row and the edge dicts), for insert_rows.
+_EVENT_COLUMNS = (
+    "event_id",
+    "room_id",
+    "type",
+    "state_key",
+    "sender",
+    "membership",
+    "depth",
+    "topological_ordering",
+    "stream_ordering",
+    "origin_server_ts",
+    "json",
+    "rejected_reason",
+    "soft_failed",
+    "outlier",
+    "state_group_before",
+    "state_group_after",
+)
+_EDGE_COLUMNS = ("event_id", "prev_event_id", "room_id")
+_AUTH_EDGE_COLUMNS = ("event_id", "auth_event_id", "room_id")
 _INSERT_EDGE = sa.insert(event_edges)
 _INSERT_AUTH_EDGE = sa.insert(event_auth_edges)
 _MOVE_EXTREMITY = (
@@ -311,10 +333,16 @@ def persist_message_chain_txn(
             for a in dict.fromkeys(event.pdu.get("auth_events", []))
         )
         stored.append(_stored_event(event, room_id, position, group, group))
-    conn.execute(_INSERT_EVENT, rows)
-    conn.execute(_INSERT_EDGE, edges)
+    # One multi-row statement per table (multi_insert.py says why not executemany).
+    insert_rows(conn, events, _EVENT_COLUMNS, [_values(row, _EVENT_COLUMNS) for row in rows])
+    insert_rows(conn, event_edges, _EDGE_COLUMNS, [_values(e, _EDGE_COLUMNS) for e in edges])
     if auth_edges:
-        conn.execute(_INSERT_AUTH_EDGE, auth_edges)
+        insert_rows(
+            conn,
+            event_auth_edges,
+            _AUTH_EDGE_COLUMNS,
+            [_values(a, _AUTH_EDGE_COLUMNS) for a in auth_edges],
+        )
     _update_forward_extremities(
         conn,
         room_id,
@@ -331,6 +359,10 @@ def persist_message_chain_txn(
             PersistResult(event=event_stored, new_groups={}, state_after=event.state_before.state)
         )
     return results
+
+
+def _values(row: Mapping[str, object], columns: Sequence[str]) -> tuple[object, ...]:
+    return tuple(row[column] for column in columns)
 
 
 def _drop_outlier(conn: Connection, event_id: str) -> None:

@@ -18,11 +18,10 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from homeserver.storage.metadata import metadata
+from homeserver.storage.multi_insert import insert_rows
 
 event_txn_ids = sa.Table(
     "event_txn_ids",
@@ -66,19 +65,7 @@ class TxnAlreadyClaimed(Exception):
         self.event_id = event_id
 
 
-# Prebuilt: one per send, and compiling the construct costs more than running it.
-# RETURNING tells which rows went in: psycopg reports no rowcount for it (-1). With
-# several rows SQLAlchemy sends them as one multi-row INSERT ("insertmanyvalues").
-_KEY = (
-    event_txn_ids.c.user_id,
-    event_txn_ids.c.device_id,
-    event_txn_ids.c.endpoint,
-    event_txn_ids.c.txn_id,
-)
-_CLAIM = {
-    "postgresql": pg_insert(event_txn_ids).on_conflict_do_nothing().returning(*_KEY),
-    "sqlite": sqlite_insert(event_txn_ids).on_conflict_do_nothing().returning(*_KEY),
-}
+_CLAIM_COLUMNS = ("user_id", "device_id", "endpoint", "txn_id", "event_id", "created_ts")
 
 
 def claim_txn(
@@ -98,18 +85,8 @@ def claim_txn(
     of: after a restart, or from another process), raise
     :class:`TxnAlreadyClaimed` with the first event so the new one is rolled back.
     """
-    inserted = conn.execute(
-        _CLAIM[conn.dialect.name],
-        {
-            "user_id": user_id,
-            "device_id": device_id,
-            "endpoint": endpoint,
-            "txn_id": txn_id,
-            "event_id": event_id,
-            "created_ts": now_ms,
-        },
-    ).first()
-    if inserted is not None:
+    row = (user_id, device_id, endpoint, txn_id, event_id, now_ms)
+    if insert_rows(conn, event_txn_ids, _CLAIM_COLUMNS, [row], ignore_conflicts=True) == 1:
         return event_id
     existing = read_txn(conn, user_id, device_id, endpoint, txn_id)
     if existing is None:
@@ -145,27 +122,17 @@ class TxnClaim:
         keys = [claim.key for claim, _ in items]
         if len(items) == 1 or len(set(keys)) != len(keys):
             return [claim(conn, event) for claim, event in items]
-        inserted = conn.execute(
-            _CLAIM[conn.dialect.name],
-            [
-                {
-                    "user_id": claim.user_id,
-                    "device_id": claim.device_id,
-                    "endpoint": claim.endpoint,
-                    "txn_id": claim.txn_id,
-                    "event_id": str(event.event_id),
-                    "created_ts": claim.now_ms,
-                }
-                for claim, event in items
-            ],
-        ).all()
-        got = {tuple(row) for row in inserted}
-        for key in keys:
-            if key not in got:
-                existing = read_txn(conn, *key)
+        # One multi-row statement (multi_insert.py); the row count tells if any was taken.
+        rows = [(*claim.key, str(event.event_id), claim.now_ms) for claim, event in items]
+        inserted = insert_rows(conn, event_txn_ids, _CLAIM_COLUMNS, rows, ignore_conflicts=True)
+        if inserted != len(items):
+            for claim, event in items:
+                existing = read_txn(conn, *claim.key)
                 if existing is None:
                     raise RuntimeError("transaction ID neither inserted nor found")
-                raise TxnAlreadyClaimed(existing)
+                if existing != str(event.event_id):
+                    raise TxnAlreadyClaimed(existing)
+            raise RuntimeError("fewer transaction IDs inserted than claimed, none taken")
         return [str(event.event_id) for _, event in items]
 
 
