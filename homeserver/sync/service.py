@@ -284,7 +284,6 @@ class SyncService:
                 _into, first, "memberships", self._memberships_at, user_id, upto.events, fresh
             )
             nursery.start_soon(_into, first, "account_data", self._account_data, request, upto)
-            nursery.start_soon(_into, first, "ignored", self._ignored, user_id)
             nursery.start_soon(_into, first, "presence", self._presence, request, upto)
         memberships: dict[str, _UserMembership] = {
             room_id: m
@@ -292,7 +291,7 @@ class SyncService:
             if room_filter.matches_room(room_id)
         }
         account_data: _AccountData = first["account_data"]
-        ignored: frozenset[str] = first["ignored"]
+        ignored = await self._ignored(request, upto, account_data)
         joined = [r for r, m in memberships.items() if m.membership == "join"]
         ephemeral = await self._ephemeral(request, joined, upto)
 
@@ -513,20 +512,49 @@ class SyncService:
         (notifications, highlights), threads = sync_counts(by_thread, per_thread)
         return summary, heroes, notifications, highlights, threads
 
-    async def _ignored(self, user_id: str) -> frozenset[str]:
+    async def _ignored(
+        self, request: SyncRequest, upto: StreamToken, account_data: _AccountData
+    ) -> frozenset[str]:
+        """The user's ``m.ignored_user_list`` as of ``upto``.
+
+        Kept per user with the account data position it is true at. The sync's own
+        account data changes, ``(since, upto]``, tell whether it changed since
+        (account data is never deleted: every write is a change in the stream), so
+        others' account data writes cost no read.
+        """
         source = self.sources.account_data
         if source is None:
             return frozenset()
-        # Valid while no account data change was announced since the read began.
-        stamp = self.notifier.change_count("account_data")
+        user_id = request.user_id
+        now = upto.account_data
+        since = request.since.account_data if request.since is not None else 0
+        if account_data.ignored is not None:
+            # Changed in (since, upto]: its newest content came with the changes.
+            self._keep_ignored(user_id, now, account_data.ignored)
+            return account_data.ignored
         cached = self._ignored_cache.get(user_id)
-        if cached is not None and cached[0] == stamp:
+        if cached is not None and (cached[0] >= now or since <= cached[0]):
+            # Known at a position from which the changes up to ``upto`` are known:
+            # none of them is the list.
+            self._keep_ignored(user_id, now, cached[1])
             return cached[1]
+        if since == 0 and request.since is None:
+            # All of the user's account data came up to ``upto``, without a list.
+            self._keep_ignored(user_id, now, frozenset())
+            return frozenset()
+        # Changes at or below the position announced before the read are in it.
+        before = self.notifier.current_token().account_data
         ignored = frozenset(await source.ignored_users(user_id))
-        if len(self._ignored_cache) >= IGNORED_CACHE_USERS:
-            self._ignored_cache.clear()
-        self._ignored_cache[user_id] = (stamp, ignored)
+        self._keep_ignored(user_id, before, ignored)
         return ignored
+
+    def _keep_ignored(self, user_id: str, position: int, ignored: frozenset[str]) -> None:
+        cached = self._ignored_cache.get(user_id)
+        if cached is not None and cached[0] > position:
+            return  # a concurrent sync knows it at a later position
+        if cached is None and len(self._ignored_cache) >= IGNORED_CACHE_USERS:
+            self._ignored_cache.clear()
+        self._ignored_cache[user_id] = (position, ignored)
 
     async def _left_room(
         self,
@@ -594,9 +622,9 @@ class SyncService:
     async def _account_data(self, request: SyncRequest, upto: StreamToken) -> _AccountData:
         source = self.sources.account_data
         if source is None:
-            return _AccountData([], {})
+            return _AccountData([], {}, None)
         if request.since is not None and request.since.account_data >= upto.account_data:
-            return _AccountData([], {})  # the range (since, upto] is empty: nothing to read
+            return _AccountData([], {}, None)  # the range (since, upto] is empty: nothing to read
         since = request.since.account_data if request.since is not None else 0
         changes = await source.get_changes_since(request.user_id, since, upto.account_data)
         event_filter = request.filter.account_data
@@ -605,7 +633,12 @@ class SyncService:
             for t, c in changes.global_data.items()
             if event_filter.matches(t, request.user_id)
         ]
-        return _AccountData(global_events, changes.rooms)
+        ignored: frozenset[str] | None = None
+        if "m.ignored_user_list" in changes.global_data:
+            # As ``AccountDataService.ignored_users`` reads it.
+            listed = changes.global_data["m.ignored_user_list"].get("ignored_users")
+            ignored = frozenset(listed) if isinstance(listed, dict) else frozenset()
+        return _AccountData(global_events, changes.rooms, ignored)
 
     async def _presence(self, request: SyncRequest, upto: StreamToken) -> list[dict[str, Any]]:
         presence = self.sources.presence
@@ -677,6 +710,8 @@ async def _into(
 class _AccountData:
     global_events: list[dict[str, Any]]
     rooms: dict[str, dict[str, dict[str, Any]]]
+    # The new m.ignored_user_list if it is among the changes, else None.
+    ignored: frozenset[str] | None
 
 
 def parse_since(value: str | None) -> StreamToken | None:

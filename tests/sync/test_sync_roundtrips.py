@@ -20,7 +20,7 @@ import httpx
 import pytest
 import trio
 from plait_fixtures import RegisterUser, RunningServer
-from timeline_helpers import make_room, send_ok, sync
+from timeline_helpers import V3, bearer, make_room, send_ok, sync
 
 _IN_SYNC: contextvars.ContextVar[bool] = contextvars.ContextVar("in_sync", default=False)
 _OWN = ("homeserver/sync/", "homeserver/presence.py", "client_api/sync.py")
@@ -83,31 +83,38 @@ def trips(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tr
     yield counter
 
 
+LAZY = {"room": {"state": {"lazy_load_members": True}, "timeline": {"limit": 5}}}
+
+
+@pytest.mark.parametrize("sync_filter", [None, LAZY], ids=["default", "lazy"])
 async def test_a_woken_sync_reads_nothing_itself(
     server: RunningServer,
     client: httpx.AsyncClient,
     register_user: RegisterUser,
     trips: TripCounter,
+    sync_filter: dict[str, Any] | None,
 ) -> None:
     alice = await register_user(client, "alice")
     bob = await register_user(client, "bob")
     room_id = await make_room(server.hs, alice["user_id"], joined=(bob["user_id"],))
     other = await make_room(server.hs, alice["user_id"], joined=(bob["user_id"],))
-    body = await sync(client, bob["access_token"])
+    body = await sync(client, bob["access_token"], filter=sync_filter)
     token = body["next_batch"]
     # Warm up: a few woken syncs fill the caches.
     for i in range(3):
         await send_ok(client, alice["access_token"], room_id, f"warm{i}")
-        body = await sync(client, bob["access_token"], since=token)
+        body = await sync(client, bob["access_token"], since=token, filter=sync_filter)
         token = body["next_batch"]
     await send_ok(client, alice["access_token"], other, "warm other")
-    body = await sync(client, bob["access_token"], since=token)
+    body = await sync(client, bob["access_token"], since=token, filter=sync_filter)
     token = body["next_batch"]
 
     result: dict[str, Any] = {}
 
     async def hold(since: str) -> None:
-        result["body"] = await sync(client, bob["access_token"], since=since, timeout=20_000)
+        result["body"] = await sync(
+            client, bob["access_token"], since=since, timeout=20_000, filter=sync_filter
+        )
 
     for i in range(3):
         trips.on = True
@@ -123,3 +130,47 @@ async def test_a_woken_sync_reads_nothing_itself(
         token = result["body"]["next_batch"]
     print("trips in 3 woken syncs:", dict(trips.trips))
     assert trips.own() == {}
+
+
+async def test_the_ignore_list_is_read_only_when_it_changes(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    register_user: RegisterUser,
+    trips: TripCounter,
+) -> None:
+    alice = await register_user(client, "alice")
+    bob = await register_user(client, "bob")
+    room_id = await make_room(server.hs, alice["user_id"], joined=(bob["user_id"],))
+
+    async def put_account_data(user: dict[str, Any], data_type: str, content: Any) -> None:
+        response = await client.put(
+            f"{V3}/user/{user['user_id']}/account_data/{data_type}",
+            headers=bearer(user["access_token"]),
+            json=content,
+        )
+        assert response.status_code == 200, response.text
+
+    def bodies(body: dict[str, Any]) -> list[str]:
+        room = body["rooms"]["join"].get(room_id)
+        return [] if room is None else [e["content"]["body"] for e in room["timeline"]["events"]]
+
+    await put_account_data(bob, "m.ignored_user_list", {"ignored_users": {alice["user_id"]: {}}})
+    token = (await sync(client, bob["access_token"]))["next_batch"]
+    trips.on = True
+    for i in range(3):
+        # Someone else's account data moves the stream: bob's list is not read again.
+        await put_account_data(alice, "org.example.note", {"n": i})
+        await send_ok(client, alice["access_token"], room_id, f"hidden{i}")
+        body = await sync(client, bob["access_token"], since=token)
+        assert bodies(body) == []
+        token = body["next_batch"]
+    assert trips.trips["homeserver/account_data.py:get_global"] == 0
+    # Bob's own change is seen at once, both ways.
+    await put_account_data(bob, "m.ignored_user_list", {"ignored_users": {}})
+    await send_ok(client, alice["access_token"], room_id, "shown")
+    body = await sync(client, bob["access_token"], since=token)
+    assert bodies(body) == ["shown"]
+    await put_account_data(bob, "m.ignored_user_list", {"ignored_users": {alice["user_id"]: {}}})
+    await send_ok(client, alice["access_token"], room_id, "hidden again")
+    body = await sync(client, bob["access_token"], since=body["next_batch"])
+    assert bodies(body) == []
