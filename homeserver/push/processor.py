@@ -57,6 +57,9 @@ class PushProcessor(StreamFollower):
     name = "push_actions"
     # A server upgraded to this version does not evaluate its whole history.
     start_from_current = True
+    # Counts are served from memory once evaluated; the write (and the pushers it
+    # wakes) may wait this long to be grouped with the next batches.
+    write_interval = 0.1
 
     def __init__(
         self,

@@ -50,6 +50,8 @@ MAX_FILTER_ITEMS = 500
 
 class SearchIndexer(StreamFollower):
     name = "search"
+    # A search asks for the pending index writes (wait_for); otherwise they are grouped.
+    write_interval = 0.2
 
     async def prepare(self, batch: list[StoredEvent]) -> tuple[list[store.Entry], list[str]]:
         entries: list[store.Entry] = []
