@@ -235,7 +235,10 @@ class HttpConnection:
         if route is not None:
             if route.websocket is not None:
                 self.phase = Phase.UPGRADED
-                await serve_upgrade(self, event, request, route.websocket, started)
+                # As for a long-poll: the session (hours) does not keep h11's event.
+                upgrade = [event]
+                del event
+                await serve_upgrade(self, upgrade, request, route.websocket, started)
                 return False
             del event
             try:

@@ -80,12 +80,18 @@ def raw_request_head(event: h11.Request) -> bytes:
 
 async def serve_upgrade(
     connection: HttpConnection,
-    event: h11.Request,
+    slot: list[h11.Request],
     request: Request,
     handler: WebSocketHandler,
     started: float,
 ) -> None:
-    """Complete the WebSocket handshake and run ``handler`` until it returns."""
+    """Complete the WebSocket handshake and run ``handler`` until it returns.
+
+    ``slot`` holds the h11 event of the upgrade request; it is taken out and,
+    like the handshake objects, dropped before the session runs, so an idle
+    socket keeps neither.
+    """
+    event = slot.pop()
     conn = connection.h11_connection
     if not is_websocket_upgrade(request) or type(conn.next_event()) is not h11.EndOfMessage:
         error = MatrixError(400, "M_UNRECOGNIZED", "This endpoint expects a WebSocket upgrade")
@@ -93,11 +99,13 @@ async def serve_upgrade(
         return
     trailing, _ = conn.trailing_data
     replay = ReplayStream(connection.stream, raw_request_head(event) + bytes(trailing))
+    del event, trailing, conn
     async with trio.open_nursery() as nursery:
         ws_request = await trio_websocket.wrap_server_stream(nursery, replay)
         websocket = await ws_request.accept(
             extra_headers=[(b"x-request-id", request.request_id.encode("ascii"))]
         )
+        del ws_request, replay
         connection.deadline = math.inf
         _release_handshake(websocket)
         if access_log.isEnabledFor(logging.INFO):

@@ -8,6 +8,7 @@ import h11
 import httpx
 import pytest
 import trio
+import trio_websocket
 from http_harness import TEST_CONFIG, make_router, wait_until
 
 from homeserver.http import HttpServer, Request, Response, memory, wire
@@ -46,6 +47,31 @@ async def test_a_waiting_handler_does_not_keep_the_h11_event(nursery: trio.Nurse
     await wait_until(lambda: bool(answer))
     assert answer[0].status_code == 200
     assert answer[0].json() == {"user_agent": "held/1"}
+
+
+async def test_an_open_websocket_does_not_keep_the_h11_event(nursery: trio.Nursery) -> None:
+    opened = trio.Event()
+
+    async def session(request: Request, websocket: trio_websocket.WebSocketConnection) -> None:
+        opened.set()
+        message = await websocket.get_message()
+        await websocket.send_message(f"{request.path_params['name']}: {message}")
+
+    router = make_router()
+    router.add_websocket("/held/{name}", session)
+    server = HttpServer(router, host="127.0.0.1", port=0, config=TEST_CONFIG)
+    port = await nursery.start(server.run)
+    async with trio_websocket.open_websocket_url(f"ws://127.0.0.1:{port}/held/eve") as ws:
+        await opened.wait()
+        gc.collect()
+        held = [
+            obj
+            for obj in gc.get_objects()
+            if type(obj) is h11.Request and obj.target.startswith(b"/held/")
+        ]
+        assert held == []
+        await ws.send_message("still works")
+        assert await ws.get_message() == "eve: still works"
 
 
 def _event(headers: list[tuple[str, str]], target: str = "/x") -> h11.Request:
