@@ -85,7 +85,14 @@ class E2EKeyService:
         with self._log_lock:
             if self._log_floor is None or from_pos < self._log_floor:
                 return None
-            return {user for position, user in self._log if from_pos < position <= to_pos}
+            users: set[str] = set()
+            # Newest first: a sync's range is usually at the end of the log.
+            for position, user in reversed(self._log):
+                if position <= from_pos:
+                    break
+                if position <= to_pos:
+                    users.add(user)
+            return users
 
     def _notify_change(self, user_id: str, position: int, rooms: list[str]) -> None:
         self.notifier.notify("device_lists", position, users=[user_id], rooms=rooms)

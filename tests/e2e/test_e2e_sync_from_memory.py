@@ -5,13 +5,14 @@ the public API, and expects the next sync to show the change."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 from e2e_helpers import Device, login, register
 from plait_fixtures import RegisterUser, RunningServer
 
-from homeserver.notifier import StreamToken
+from homeserver.e2e.keys import E2EKeyService
+from homeserver.notifier import Notifier, StreamToken
 from homeserver.storage.database import Database
 
 T = TypeVar("T")
@@ -166,3 +167,15 @@ async def test_device_lists_from_memory_when_only_the_user_changed(
     await delete_device(bob, phone.device_id)
     deleted = await alice.sync(after_login)
     assert deleted["device_lists"] == {"changed": [bob.user_id], "left": []}
+
+
+def test_changed_users_come_from_the_log_above_its_floor() -> None:
+    keys = E2EKeyService(cast(Database, None), Notifier(), "here")
+    assert keys._changed_users(0, 5) is None  # the stream position is not loaded yet
+    keys._log_floor = 3
+    keys._log.extend([(4, "@a:here"), (5, "@b:here"), (7, "@a:here")])
+    assert keys._changed_users(2, 9) is None  # older than the log
+    assert keys._changed_users(3, 5) == {"@a:here", "@b:here"}
+    assert keys._changed_users(4, 6) == {"@b:here"}
+    assert keys._changed_users(5, 9) == {"@a:here"}
+    assert keys._changed_users(7, 9) == set()
