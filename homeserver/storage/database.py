@@ -71,6 +71,10 @@ T = TypeVar("T")
 # crew, and SQLite's readers (its writer crew has one).
 DEFAULT_POOL_SIZE = 8
 DEFAULT_SQLITE_READERS = 4
+# Page cache per SQLite reader connection, KiB (SQLite's default is 2,000 KiB,
+# for each connection). Readers fall back on the operating system's file cache,
+# which all of them share; the writer keeps the default for its index pages.
+SQLITE_READER_CACHE_KIB = 512
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # A worker without a job for this long closes its connection and ends.
 WORKER_IDLE_S = 30.0
@@ -96,7 +100,7 @@ def with_search_path(url: str, schema: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> Engine:
+def _sqlite_engine(url: str, *, begin: str, pool_size: int, cache_kib: int | None = None) -> Engine:
     # One connection per worker, and one more for callers of ``Database.engine``.
     engine = sa.create_engine(
         url,
@@ -116,6 +120,8 @@ def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if cache_kib is not None:
+            cursor.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
         cursor.close()
 
     def _do_begin(pool_connection: Any) -> None:
@@ -343,7 +349,9 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             readers = pool_size or DEFAULT_SQLITE_READERS
             self._writer = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE", pool_size=1)
-            self._reader = _sqlite_engine(self.url, begin="BEGIN", pool_size=readers)
+            self._reader = _sqlite_engine(
+                self.url, begin="BEGIN", pool_size=readers, cache_kib=SQLITE_READER_CACHE_KIB
+            )
             self._write_workers = _Workers(self._writer, 1, "write")
             self._read_workers = _Workers(self._reader, readers, "read")
         else:

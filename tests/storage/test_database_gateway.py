@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -445,3 +446,20 @@ async def test_a_read_after_the_server_dropped_every_connection(database_url: st
         assert not set(results) & (pids - set(results))
     finally:
         await db.aclose()
+
+
+async def test_sqlite_readers_keep_a_small_page_cache_and_the_writer_the_default(
+    tmp_path: Path,
+) -> None:
+    from homeserver.storage.database import SQLITE_READER_CACHE_KIB
+
+    database = Database(f"sqlite:///{tmp_path / 'cache.db'}")
+    try:
+        reader = await database.read(
+            lambda conn: conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        )
+        writer = await database.run(lambda conn: conn.exec_driver_sql("PRAGMA cache_size").scalar())
+    finally:
+        await database.aclose()
+    assert reader == -SQLITE_READER_CACHE_KIB
+    assert writer == -2000
