@@ -10,7 +10,6 @@ selection", "Adding hashes and signatures to outgoing events".
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import string
 from collections.abc import Mapping, Sequence
@@ -19,7 +18,7 @@ from typing import Any
 import nacl.signing
 
 from homeserver.core.auth_rules import auth_types_for_event
-from homeserver.core.canonical_json import validate_canonical_value
+from homeserver.core.canonical_json import encode_validated, validate_canonical_value
 from homeserver.core.hashing import compute_event_id, hash_and_sign_event
 from homeserver.core.redaction import redact_event
 from homeserver.core.room_versions import RoomVersion
@@ -130,10 +129,10 @@ def finish_pdu(
         return compute_event_id(signed, room_version), signed
     validate_canonical_value(pdu)
     hashed = dict(pdu)
-    content_hash = hashlib.sha256(_encode_valid(pdu)).digest()
+    content_hash = hashlib.sha256(encode_validated(pdu)).digest()
     hashed["hashes"] = {"sha256": encode_base64(content_hash)}
     # Redaction keeps only validated values (and the hash just added): no new checks needed.
-    signable = _encode_valid(redact_event(hashed, room_version))
+    signable = encode_validated(redact_event(hashed, room_version))
     signature = signing_key.sign(signable).signature
     event_id = "$" + encode_base64(hashlib.sha256(signable).digest(), urlsafe=True)
     signed = hashed
@@ -143,16 +142,3 @@ def finish_pdu(
 
 # Keys a fresh skeleton never has; with any of them, take the general path.
 _FRESH_KEYS = frozenset(("hashes", "signatures", "unsigned", "age_ts"))
-# The canonical encoder (canonical_json.py) without its validation walk, for values
-# already validated: sorted keys, no whitespace, UTF-8 as is.
-_CANONICAL = json.JSONEncoder(
-    ensure_ascii=False,
-    allow_nan=False,
-    separators=(",", ":"),
-    sort_keys=True,
-    check_circular=False,
-)
-
-
-def _encode_valid(value: Any) -> bytes:
-    return _CANONICAL.encode(value).encode("utf-8")
