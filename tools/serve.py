@@ -83,12 +83,12 @@ def raise_open_files_limit() -> int:
     far below the 10,000 idle WebSockets one process should hold.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = max(soft, 1 << 20)
-    if soft != resource.RLIM_INFINITY and soft < hard:
+    # An unlimited hard limit stays unlimited; the soft one gets a finite target.
+    target = max(soft, 1 << 20) if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
         except (ValueError, OSError):
             log.warning("could not raise the open files limit above %d", soft)
     return soft
@@ -143,4 +143,3 @@ async def main_serve(config: Config) -> None:
                 else:
                     log.warning("second signal: stopping now")
                     nursery.cancel_scope.cancel()
-

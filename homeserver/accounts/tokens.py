@@ -10,8 +10,8 @@ The JWT itself (RFC 7519, a JWS in compact form signed with HMAC-SHA256, RFC
 7515) is made and checked here with the standard library rather than PyJWT:
 PyJWT imports ``cryptography`` (all its asymmetric algorithms and OpenSSL)
 whenever it is installed, about 20 MB of resident memory in every serving
-process for the one algorithm we use. Only ``{"alg":"HS256","typ":"JWT"}``
-headers are accepted (never ``none`` or another algorithm), the signature is
+process for the one algorithm we use. Only headers naming ``"alg": "HS256"``
+(and no ``crit``) are accepted, never ``none`` or another algorithm; the signature is
 compared in constant time before anything else of the token is trusted, and
 the tests hold this to PyJWT as an oracle (same bytes out, same verdicts in).
 """

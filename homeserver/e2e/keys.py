@@ -259,16 +259,6 @@ class E2EKeyService:
 
     # -- counts for /sync ---------------------------------------------------------------
 
-    async def otk_counts(self, user_id: str, device_id: str) -> dict[str, int]:
-        return await self.database.read(
-            lambda conn: db.count_one_time_keys(conn, user_id, device_id)
-        )
-
-    async def unused_fallback_types(self, user_id: str, device_id: str) -> list[str]:
-        return await self.database.read(
-            lambda conn: db.unused_fallback_algorithms(conn, user_id, device_id)
-        )
-
     async def device_key_counts(
         self, user_id: str, device_id: str
     ) -> tuple[dict[str, int], list[str]]:

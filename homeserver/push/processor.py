@@ -198,18 +198,10 @@ class PushProcessor(StreamFollower):
     async def read_marks(self, user_id: str, room_id: str, upto: int | None = None) -> ReadMarks:
         """The user's read marks in the room: receipts, and their own latest event."""
         bound = upto if upto is not None else self._head()
-
-        def read(
-            conn: Connection,
-        ) -> tuple[list[receipt_store.ReceiptRow], StoredEvent | None]:
-            rows = receipt_store.of_user_in_room(conn, user_id, room_id, (READ, READ_PRIVATE))
-            return rows, store.last_event_of_sender(conn, room_id, user_id, bound)
-
-        rows, own = await self.database.read(read)
-        own_mark = None
-        if own is not None:
-            own_mark = (own.stream_ordering, thread_of(own) or MAIN_THREAD)
-        return read_marks(((r.thread_id, r.event_stream_ordering) for r in rows), own_mark)
+        marks, _ = await self.database.read(
+            lambda conn: _read_marks_txn(conn, user_id, room_id, bound)
+        )
+        return marks
 
     async def thread_counts(
         self, user_id: str, room_id: str, upto: int | None = None
@@ -236,12 +228,7 @@ class PushProcessor(StreamFollower):
         floor = position if upto is None else min(upto, position)
 
         def read(conn: Connection) -> tuple[Entry, bool]:
-            rows = receipt_store.of_user_in_room(conn, user_id, room_id, (READ, READ_PRIVATE))
-            own = store.last_event_of_sender(conn, room_id, user_id, head)
-            own_mark = None
-            if own is not None:
-                own_mark = (own.stream_ordering, thread_of(own) or MAIN_THREAD)
-            marks = read_marks(((r.thread_id, r.event_stream_ordering) for r in rows), own_mark)
+            marks, own_mark = _read_marks_txn(conn, user_id, room_id, head)
             base = store.count_unread_by_thread(
                 conn, user_id, room_id, marks.unthreaded, marks.threads, floor
             )
@@ -323,6 +310,17 @@ class PushProcessor(StreamFollower):
         return await self.database.read(
             lambda conn: store.read_notifications(conn, user_id, before, limit, only_highlight)
         )
+
+
+def _read_marks_txn(
+    conn: Connection, user_id: str, room_id: str, bound: int
+) -> tuple[ReadMarks, tuple[int, str] | None]:
+    """The user's read marks in the room (receipts, and their own latest event at or
+    below ``bound``), and that own event's mark, read in the caller's transaction."""
+    rows = receipt_store.of_user_in_room(conn, user_id, room_id, (READ, READ_PRIVATE))
+    own = store.last_event_of_sender(conn, room_id, user_id, bound)
+    own_mark = None if own is None else (own.stream_ordering, thread_of(own) or MAIN_THREAD)
+    return read_marks(((r.thread_id, r.event_stream_ordering) for r in rows), own_mark), own_mark
 
 
 # -- pure helpers ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ rebinding window); Synapse does not check at all.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import logging
 from collections import OrderedDict
@@ -224,9 +225,11 @@ class PusherService:
                     else:
                         self._active.add(key)
                         if http is None:
-                            import httpx
-
-                            client = httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S)
+                            # The first import loads a few MB of modules: not on the trio thread.
+                            module = await trio.to_thread.run_sync(importlib.import_module, "httpx")
+                            client: httpx.AsyncClient = module.AsyncClient(
+                                timeout=REQUEST_TIMEOUT_S
+                            )
                             http = await stack.enter_async_context(client)
                         n.start_soon(self._deliver_all, http, key)
                 first = False

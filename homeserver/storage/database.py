@@ -328,10 +328,15 @@ class _Worker:
             return job.fn(conn)
 
     def close(self) -> None:
-        conn, self.conn, self.dbapi = self.conn, None, None
+        conn, dbapi = self.conn, self.dbapi
+        self.conn, self.dbapi = None, None
         if conn is None:
             return
         try:
+            if dbapi is not None and not self.workers.sqlite and dbapi.autocommit:
+                # Back to the pool as the pool gave it: its next user (``run_sync``,
+                # ``Database.engine``) expects ``begin()`` to open a real transaction.
+                dbapi.autocommit = False
             conn.close()
         except Exception:  # an invalidated or broken connection: nothing to give back
             log.debug("closing a database connection failed", exc_info=True)

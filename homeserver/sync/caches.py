@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import attrs
 import trio
 
+from homeserver.push.follower import is_live
 from homeserver.storage.events import StoredEvent
 
 # Rooms whose recent events are kept, and events kept per room (the default
@@ -49,11 +50,6 @@ HOOKED_ROOMS = 20_000
 # Hooked positions above a gap kept before the gap is taken for a position that
 # never passes the hook (an outlier's); a real gap fills within one scheduling round.
 MAX_PENDING_POSITIONS = 10_000
-
-
-def is_visible(event: StoredEvent) -> bool:
-    """In the timeline (``storage.timeline._visible_events``): not an outlier, rejected or soft-failed."""
-    return not event.outlier and event.rejected_reason is None and not event.soft_failed
 
 
 class HookedPositions:
@@ -140,7 +136,7 @@ class RecentEvents:
             _, evicted = self._last_hooked.popitem(last=False)
             self._untracked_below = max(self._untracked_below, evicted)
         cached = self._rooms.get(room_id)
-        if cached is None or not cached.followed or not is_visible(event):
+        if cached is None or not cached.followed or not is_live(event):
             return
         if position <= cached.lo:
             return  # below the kept window (trimmed away)

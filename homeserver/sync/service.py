@@ -663,7 +663,7 @@ class SyncService:
         request: SyncRequest,
         upto: StreamToken,
         response: dict[str, Any],
-        rooms: Iterable[str] = (),
+        rooms: Iterable[str],
     ) -> bool:
         """Fill the E2E sections (``homeserver/e2e/sync_source.py``); True if there is news.
 

@@ -463,3 +463,21 @@ async def test_sqlite_readers_keep_a_small_page_cache_and_the_writer_the_default
         await database.aclose()
     assert reader == -SQLITE_READER_CACHE_KIB
     assert writer == -2000
+
+
+async def test_a_connection_given_back_to_the_pool_after_reads_opens_real_transactions(
+    database_url: str,
+) -> None:
+    # PostgreSQL reads run in autocommit; a worker that hands its connection back
+    # (before a run_sync job here) must hand it back in transaction mode.
+    database = Database(database_url, pool_size=1)
+    try:
+        await database.read(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
+
+        def autocommit_inside_begin(engine: sa.engine.Engine) -> bool:
+            with engine.begin() as conn:
+                return bool(getattr(conn.connection.dbapi_connection, "autocommit", False))
+
+        assert await database.run_sync(autocommit_inside_begin) is False
+    finally:
+        await database.aclose()
