@@ -9,14 +9,16 @@ and validated by wsproto, exactly as if it had read the socket first.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
+import sys
 import time
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import h11
 import trio
-import trio_websocket
 
 from homeserver.errors import MatrixError
 from homeserver.http import wire
@@ -24,6 +26,8 @@ from homeserver.http.router import WebSocketHandler
 from homeserver.http.types import Request
 
 if TYPE_CHECKING:
+    import trio_websocket
+
     from homeserver.http.connection import HttpConnection
 
 log = logging.getLogger("plait.http")
@@ -69,6 +73,20 @@ def is_websocket_upgrade(request: Request) -> bool:
     )
 
 
+async def load_trio_websocket() -> ModuleType:
+    """trio-websocket, imported by the first upgrade, in a worker thread.
+
+    Its import reads its own version through ``importlib.metadata``, which
+    pulls in the ``email`` and ``zipfile`` packages: about 5 MB of heap that a
+    server no WebSocket client talks to never needs. The thread keeps the
+    first upgrade's import from stalling every other connection.
+    """
+    module = sys.modules.get("trio_websocket")
+    if module is None:
+        module = await trio.to_thread.run_sync(importlib.import_module, "trio_websocket")
+    return module
+
+
 def raw_request_head(event: h11.Request) -> bytes:
     """The request line and headers as they came (original header case)."""
     parts = [event.method, b" ", event.target, b" HTTP/1.1\r\n"]
@@ -100,8 +118,9 @@ async def serve_upgrade(
     trailing, _ = conn.trailing_data
     replay = ReplayStream(connection.stream, raw_request_head(event) + bytes(trailing))
     del event, trailing, conn
+    ws_module = await load_trio_websocket()
     async with trio.open_nursery() as nursery:
-        ws_request = await trio_websocket.wrap_server_stream(nursery, replay)
+        ws_request = await ws_module.wrap_server_stream(nursery, replay)
         websocket = await ws_request.accept(
             extra_headers=[(b"x-request-id", request.request_id.encode("ascii"))]
         )
@@ -122,7 +141,7 @@ async def serve_upgrade(
         with handler_scope:
             try:
                 await handler(request, websocket)
-            except trio_websocket.ConnectionClosed:
+            except ws_module.ConnectionClosed:
                 pass
             except Exception:
                 log.exception(

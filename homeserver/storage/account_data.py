@@ -16,11 +16,10 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from homeserver.storage.metadata import metadata
+from homeserver.storage.upsert import dialect_insert
 
 # Global account data is stored with this room_id, so one primary key covers both kinds.
 GLOBAL = ""
@@ -89,7 +88,7 @@ def _write(
     content: dict[str, Any],
     position: int,
 ) -> None:
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(conn)
     encoded = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
     stmt = insert(account_data).values(
         user_id=user_id, room_id=room_id, type=data_type, content=encoded, stream_id=position

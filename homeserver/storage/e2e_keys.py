@@ -25,12 +25,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from homeserver.storage.event_tables import current_state, events
 from homeserver.storage.metadata import metadata
+from homeserver.storage.upsert import dialect_insert
 
 e2e_stream_positions = sa.Table(
     "e2e_stream_positions",
@@ -100,10 +99,6 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-def _insert(conn: Connection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-
-
 # -- stream positions ---------------------------------------------------------------
 
 
@@ -142,7 +137,7 @@ def get_device_keys(conn: Connection, user_id: str, device_id: str) -> dict[str,
 
 def put_device_keys(conn: Connection, user_id: str, device_id: str, keys: dict[str, Any]) -> None:
     encoded = _dumps(keys)
-    stmt = _insert(conn)(e2e_device_keys).values(
+    stmt = dialect_insert(conn)(e2e_device_keys).values(
         user_id=user_id, device_id=device_id, key_json=encoded
     )
     conn.execute(
@@ -261,7 +256,7 @@ def put_fallback_key(
     ).first()
     if existing is not None and existing.key_id == key_id and existing.key_json == encoded:
         return
-    stmt = _insert(conn)(e2e_fallback_keys).values(
+    stmt = dialect_insert(conn)(e2e_fallback_keys).values(
         user_id=user_id,
         device_id=device_id,
         algorithm=algorithm,
@@ -335,7 +330,7 @@ def put_cross_signing_key(
     conn: Connection, user_id: str, key_type: str, public_key: str, key: dict[str, Any]
 ) -> None:
     encoded = _dumps(key)
-    stmt = _insert(conn)(e2e_cross_signing_keys).values(
+    stmt = dialect_insert(conn)(e2e_cross_signing_keys).values(
         user_id=user_id, key_type=key_type, public_key=public_key, key_json=encoded
     )
     conn.execute(
@@ -366,7 +361,7 @@ def put_signature(
     signer_key_id: str,
     signature: str,
 ) -> None:
-    stmt = _insert(conn)(e2e_signatures).values(
+    stmt = dialect_insert(conn)(e2e_signatures).values(
         target_user_id=target_user_id,
         target_key_id=target_key_id,
         signer_user_id=signer_user_id,

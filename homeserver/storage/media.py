@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from homeserver.storage.metadata import metadata
+from homeserver.storage.upsert import dialect_insert
 
 media = sa.Table(
     "media",
@@ -136,7 +135,7 @@ def add_blob_reference(conn: Connection, sha256: str, size: int, now: int) -> No
     An upsert, so two transactions adding the first references to the same new
     blob at once (PostgreSQL runs them concurrently) both succeed.
     """
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(conn)
     stmt = insert(media_blobs).values(sha256=sha256, size=size, refcount=1, created_ts=now)
     conn.execute(
         stmt.on_conflict_do_update(

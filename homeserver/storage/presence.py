@@ -16,12 +16,11 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from homeserver.storage.event_tables import current_state
 from homeserver.storage.metadata import metadata
+from homeserver.storage.upsert import dialect_insert
 
 _CHUNK = 500
 
@@ -100,7 +99,7 @@ def put(conn: Connection, row: PresenceRow, *, advance: bool) -> PresenceRow:
     stream_id = allocate_position(conn) if advance else row.stream_id
     stored = attrs.evolve(row, stream_id=stream_id)
     values = attrs.asdict(stored)
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(conn)
     update = {k: v for k, v in values.items() if k != "user_id"}
     conn.execute(
         insert(presence)

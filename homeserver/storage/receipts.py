@@ -20,11 +20,10 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from homeserver.storage.metadata import metadata
+from homeserver.storage.upsert import dialect_insert
 
 UNTHREADED = ""
 # IN (...) lists are split so no query carries more parameters than SQLite allows.
@@ -97,7 +96,7 @@ def put(
 ) -> int:
     """Store (replace) one receipt; returns its new stream position."""
     position = allocate_position(conn)
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(conn)
     encoded = json.dumps(data, separators=(",", ":"))
     values = {
         "event_id": event_id,

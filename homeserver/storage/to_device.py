@@ -14,12 +14,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from homeserver.storage.e2e_keys import allocate_position
 from homeserver.storage.metadata import metadata
+from homeserver.storage.upsert import dialect_insert
 
 # How long a (device, txnId) pair is remembered for idempotency.
 TXN_ID_LIFETIME_MS = 24 * 3600 * 1000
@@ -56,7 +55,7 @@ def claim_txn(conn: Connection, user_id: str, device_id: str, txn_id: str, now_m
             to_device_txns.c.created_ts < now_ms - TXN_ID_LIFETIME_MS,
         )
     )
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(conn)
     # RETURNING, not rowcount: psycopg reports no rowcount for this INSERT.
     inserted = conn.execute(
         insert(to_device_txns)

@@ -140,11 +140,12 @@ async def test_upgrade_engine_uses_alembic_only_when_behind(
 
 
 def test_serving_modules_leave_heavy_optional_imports_out() -> None:
-    """A running server imports Alembic, Mako, Pillow and httpx only when it needs them."""
+    """A running server imports Alembic, Mako, Pillow, httpx, trio-websocket and
+    SQLAlchemy's PostgreSQL dialect only when it needs them."""
+    heavy = ("alembic", "mako", "PIL", "httpx", "trio_websocket", "sqlalchemy.dialects.postgresql")
     code = (
-        "import sys, tools.serve, tools.cli; "
-        "print(' '.join(sorted(m for m in ('alembic', 'mako', 'PIL', 'httpx') "
-        "if m in sys.modules)))"
+        "import sys, tools.serve, tools.cli, client_api; "
+        f"print(' '.join(sorted(m for m in {heavy!r} if m in sys.modules)))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
