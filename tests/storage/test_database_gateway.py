@@ -448,10 +448,10 @@ async def test_a_read_after_the_server_dropped_every_connection(database_url: st
         await db.aclose()
 
 
-async def test_sqlite_readers_keep_a_small_page_cache_and_the_writer_the_default(
+async def test_sqlite_readers_and_the_writer_keep_a_small_page_cache(
     tmp_path: Path,
 ) -> None:
-    from homeserver.storage.database import SQLITE_READER_CACHE_KIB
+    from homeserver.storage.database import SQLITE_READER_CACHE_KIB, SQLITE_WRITER_CACHE_KIB
 
     database = Database(f"sqlite:///{tmp_path / 'cache.db'}")
     try:
@@ -462,7 +462,7 @@ async def test_sqlite_readers_keep_a_small_page_cache_and_the_writer_the_default
     finally:
         await database.aclose()
     assert reader == -SQLITE_READER_CACHE_KIB
-    assert writer == -2000
+    assert writer == -SQLITE_WRITER_CACHE_KIB
 
 
 async def test_a_connection_given_back_to_the_pool_after_reads_opens_real_transactions(
