@@ -33,6 +33,33 @@ def test_evaluating_twice_leaves_the_cached_rules_unchanged() -> None:
     assert shared == before == default_rule_set(ME)
 
 
+def test_users_share_every_default_rule_that_does_not_name_them() -> None:
+    mine = shared_default_rule_set(ME)
+    theirs = shared_default_rule_set("@them:example.org")
+    personal = set()
+    for kind in mine:
+        assert [r["rule_id"] for r in mine[kind]] == [r["rule_id"] for r in theirs[kind]]
+        for a, b in zip(mine[kind], theirs[kind], strict=True):
+            if a == b:
+                assert a is b  # one object for both users
+            else:
+                personal.add(a["rule_id"])
+                assert a is not b
+    # Only the rules with the user's ID or localpart in them are copies of their own.
+    assert personal == {
+        ".m.rule.invite_for_me",
+        ".m.rule.is_user_mention",
+        ".m.rule.contains_user_name",
+    }
+    (user_name,) = [r for r in mine["content"] if r["rule_id"] == ".m.rule.contains_user_name"]
+    assert user_name["pattern"] == "me"
+    # default_rule_set hands out a private copy: changing it changes no one else's.
+    private = default_rule_set(ME)
+    private["underride"][0]["actions"].append("coalesce")
+    assert private["underride"][0] != theirs["underride"][0]
+    assert default_rule_set("@them:example.org")["underride"][0] == theirs["underride"][0]
+
+
 def test_overrides_copy_the_rule_they_change() -> None:
     shared = shared_default_rule_set(ME)
     before = copy.deepcopy(shared)
