@@ -12,6 +12,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from sys import intern
 from typing import Any
 
 import attrs
@@ -54,13 +55,50 @@ InTxnHook = Callable[[Connection, StoredEvent], Any]
 _CHUNK = 500
 
 
+# How deep load_pdu shares dict keys: the PDU's own, and those of ``content``,
+# ``hashes``, ``signatures``, ``unsigned`` and what they hold directly.
+_SHARED_KEY_DEPTH = 3
+_IDS_FIELDS = ("auth_events", "prev_events")
+_SHARED_FIELDS = ("room_id", "sender", "type")
+
+
+def _share_keys(value: Any, depth: int) -> Any:
+    if type(value) is dict:
+        if depth == 0:
+            return value
+        return {intern(k): _share_keys(v, depth - 1) for k, v in value.items()}
+    if type(value) is list and depth > 0:
+        return [_share_keys(v, depth - 1) for v in value]
+    return value
+
+
+def load_pdu(text: str | bytes) -> dict[str, Any]:
+    """A stored PDU, parsed, with its repeated strings shared between events.
+
+    ``json.loads`` gives every event its own copy of every key ("content",
+    "auth_events", "sha256", ...) and of the room, sender and event IDs it
+    cites: about 1 KB of a cached message's 3.3 KB. Interned, the keys exist
+    once, and an event's ``prev_events`` entry is its parent's ``event_id``.
+    """
+    pdu: dict[str, Any] = _share_keys(json.loads(text), _SHARED_KEY_DEPTH)
+    for field in _SHARED_FIELDS:
+        value = pdu.get(field)
+        if type(value) is str:
+            pdu[field] = intern(value)
+    for field in _IDS_FIELDS:
+        ids = pdu.get(field)
+        if type(ids) is list:
+            pdu[field] = [intern(i) if type(i) is str else i for i in ids]
+    return pdu
+
+
 def _row_to_event(row: sa.Row[Any]) -> StoredEvent:
     return StoredEvent(
-        event_id=row.event_id,
-        room_id=row.room_id,
-        type=row.type,
+        event_id=intern(row.event_id),
+        room_id=intern(row.room_id),
+        type=intern(row.type),
         state_key=row.state_key,
-        sender=row.sender,
+        sender=intern(row.sender),
         depth=int(row.depth),
         topological_ordering=int(row.topological_ordering),
         stream_ordering=int(row.stream_ordering),
@@ -70,7 +108,7 @@ def _row_to_event(row: sa.Row[Any]) -> StoredEvent:
         outlier=bool(row.outlier),
         state_group_before=row.state_group_before,
         state_group_after=row.state_group_after,
-        pdu=json.loads(row.json),
+        pdu=load_pdu(row.json),
     )
 
 
@@ -258,6 +296,15 @@ class _EventCache:
         with self._lock:
             self._entries.pop(event_id, None)
 
+    def shared(self, loaded: list[StoredEvent]) -> list[StoredEvent]:
+        """``loaded``, with each event the cache holds an equal copy of replaced by that copy."""
+        out = []
+        with self._lock:
+            for event in loaded:
+                cached = self._entries.get(event.event_id)
+                out.append(cached if cached is not None and cached == event else event)
+        return out
+
 
 class EventStore:
     """Async reads and writes of events through the database gateway.
@@ -306,6 +353,14 @@ class EventStore:
                 cache.put(group, state)
         self._event_cache.put_many([result.event for result, _ in results])
         return results
+
+    def share_cached(self, loaded: list[StoredEvent]) -> list[StoredEvent]:
+        """``loaded`` (events read by another path, e.g. a stream range), with every
+        event the cache holds an equal copy of replaced by that copy, so a caller
+        that keeps them does not hold a second copy. A cached copy that differs
+        (a redaction not yet invalidated) is left alone. The cache is not changed.
+        """
+        return self._event_cache.shared(loaded)
 
     def invalidate_event(self, event_id: str) -> None:
         """Drop a cached event whose row was changed (e.g. by redaction)."""

@@ -141,9 +141,11 @@ class RoomSync:
     async def _read_db(self, room_id: str, after: int, upto: int, limit: int) -> list[StoredEvent]:
         if upto <= after:
             return []
-        return await self.database.read(
+        loaded = await self.database.read(
             lambda conn: read_room_stream_range(conn, room_id, after, upto, limit)
         )
+        # The recent-events cache keeps these: share the event cache's copies.
+        return self.store.share_cached(loaded)
 
     async def state_before_timeline(
         self, room_id: str, timeline: Timeline, upto: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 import sqlalchemy as sa
 
@@ -172,3 +173,59 @@ async def test_duplicate_event_id_rolls_back_everything(store: EventStore) -> No
         await add(store, "$a", ["$create"], 2, state_key="k")
     assert await store.get_stream_position() == position
     assert await store.get_forward_extremities(ROOM) == ["$a"]
+
+
+async def test_events_read_back_share_their_keys_and_ids(database: Database) -> None:
+    # A fresh store reads from the database (its cache is empty).
+    writer = EventStore(database)
+    await seed_room(writer)
+    await add(writer, "$a", ["$create"], 2)
+    await add(writer, "$b", ["$a"], 3)
+    found = await EventStore(database).get_events(["$a", "$b"])
+    a, b = found["$a"], found["$b"]
+    assert a.pdu == pdu("m.test", ["$create"], ["$create"], 2)
+    # One string object for a key, room, sender or cited ID, however many events hold it.
+    key_a = next(k for k in a.pdu if k == "auth_events")
+    key_b = next(k for k in b.pdu if k == "auth_events")
+    assert key_a is key_b
+    assert a.pdu["room_id"] is b.pdu["room_id"] is a.room_id is b.room_id
+    assert a.pdu["sender"] is b.pdu["sender"] is a.sender
+    assert a.pdu["auth_events"][0] is b.pdu["auth_events"][0]
+    assert b.pdu["prev_events"][0] is a.event_id
+
+
+def test_load_pdu_keeps_the_data_of_any_json_object() -> None:
+    import json
+
+    from homeserver.storage.events import load_pdu
+
+    value = {
+        "content": {"a": [{"b": {"c": {"d": [1, 2.5, None, True]}}}], "": ""},
+        "auth_events": ["$x", 3],
+        "prev_events": "not a list",
+        "room_id": 7,
+        "unsigned": {"k": {"deep": {"deeper": {"deepest": "v"}}}},
+    }
+    assert load_pdu(json.dumps(value)) == value
+    assert load_pdu(json.dumps(value).encode()) == value
+
+
+async def test_share_cached_hands_out_the_cached_copy_only_when_equal(
+    store: EventStore, database: Database
+) -> None:
+    from homeserver.storage.timeline import read_room_stream_range
+
+    await seed_room(store)
+    await add(store, "$a", ["$create"], 2)  # persisting caches it
+    cached = await store.get_event("$a")
+    assert cached is not None
+    loaded = await database.read(lambda conn: read_room_stream_range(conn, ROOM, 0, 10, 10))
+    fresh = next(e for e in loaded if e.event_id == "$a")
+    assert fresh is not cached and fresh == cached
+    shared = store.share_cached(loaded)
+    assert [e.event_id for e in shared] == [e.event_id for e in loaded]
+    assert next(e for e in shared if e.event_id == "$a") is cached
+    # A row that differs from the cached copy (say, redacted meanwhile) stays as read.
+    changed = attrs.evolve(fresh, pdu={**fresh.pdu, "content": {"redacted": False}})
+    assert store.share_cached([changed]) == [changed]
+    assert store.share_cached([changed])[0] is changed
