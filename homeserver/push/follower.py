@@ -34,7 +34,10 @@ seconds after the previous write, or until ``BATCH`` events are pending) and
 go to the database in one transaction, so under a stream of sends the
 followers take a small share of the single SQLite writer instead of one write
 per send. A reader that needs the written results (:meth:`StreamFollower.wait_for`)
-asks for the write at once.
+asks for the write at once. The writes run in a task of their own: a new
+event is evaluated while the previous batches are being written (measured
+before: a woken ``/sync`` waited 3-19 ms for an evaluation queued behind a
+write).
 """
 
 from __future__ import annotations
@@ -91,6 +94,11 @@ class StreamFollower:
         self._last_write = -math.inf
         # A reader waits for the written position: write without waiting for the interval.
         self._write_now = False
+        # Set when the writer task has something new to consider.
+        self._write_wake = trio.Event()
+        # Moves when a failed write throws the evaluated batches away: a batch
+        # prepared across that moment is dropped (it is redone from ``position``).
+        self._generation = 0
         # stream_ordering -> announced event not processed yet (see the module docstring).
         self._queue: dict[int, StoredEvent] = {}
         # Statistics: batches taken from the queue, and read from the database.
@@ -134,6 +142,7 @@ class StreamFollower:
                     return False
                 self._write_now = True
                 self._woken.set()
+                self._write_wake.set()
                 await self._advanced.wait()
             return True
         return False
@@ -147,35 +156,60 @@ class StreamFollower:
         self.position = self.evaluated_position = stored
         self._started = True
         try:
-            task_status.started()
-            while True:
-                self._woken = trio.Event()
-                try:
-                    more = await self.step()
-                except trio.Cancelled:
-                    raise
-                except Exception:
-                    # Keep the follower alive (a bad event must not stop counts for
-                    # everyone); retry the batch after a pause.
-                    log.exception("%s: batch after %d failed", self.name, self.position)
-                    await trio.sleep(1.0)
-                    continue
-                if not more:
-                    wait = 30.0
-                    if self._pending:
-                        wait = max(
-                            0.0, self._last_write + self.write_interval - trio.current_time()
-                        )
-                    with trio.move_on_after(wait):
-                        await self._woken.wait()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write_when_due)
+                task_status.started()
+                while True:
+                    self._woken = trio.Event()
+                    try:
+                        more = await self.step()
+                    except trio.Cancelled:
+                        raise
+                    except Exception:
+                        # Keep the follower alive (a bad event must not stop counts for
+                        # everyone); retry the batch after a pause.
+                        log.exception("%s: batch after %d failed", self.name, self.position)
+                        await trio.sleep(1.0)
+                        continue
+                    if not more:
+                        with trio.move_on_after(30.0):
+                            await self._woken.wait()
         finally:
             self._started = False
 
+    def _write_due(self) -> bool:
+        return bool(self._pending) and (
+            self._write_now
+            or self._pending_events >= BATCH
+            or trio.current_time() >= self._last_write + self.write_interval
+        )
+
+    async def _write_when_due(self) -> None:
+        """The writer task: writes the pending batches whenever a write is due."""
+        while True:
+            self._write_wake = trio.Event()
+            if self._write_due():
+                try:
+                    await self._write_pending()
+                except trio.Cancelled:
+                    raise
+                except Exception:
+                    log.exception("%s: write after %d failed", self.name, self.position)
+                    self._woken.set()  # the evaluator redoes the batches
+                    await trio.sleep(1.0)
+                continue
+            wait = math.inf
+            if self._pending:
+                wait = max(0.0, self._last_write + self.write_interval - trio.current_time())
+            with trio.move_on_after(wait):
+                await self._write_wake.wait()
+
     async def step(self) -> bool:
-        """Evaluate one batch, and write the pending ones when due; True if there may
+        """Evaluate one batch (the writer task writes it when due); True if there may
         be more right away."""
         head = self._head()
         start = self.evaluated_position
+        generation = self._generation
         full = False
         if head > start:
             queued = queued_batch(self._queue, start, head, BATCH)
@@ -194,6 +228,8 @@ class StreamFollower:
                 full = len(ids) == BATCH
                 end = ids[-1][0] if full else head
             prepared = await self.prepare(batch)
+            if generation != self._generation or start != self.evaluated_position:
+                return True  # a write failed meanwhile: start again from ``position``
             self.evaluated(start, end, batch, prepared)
             self._pending.append((start, end, batch, prepared))
             self._pending_events += len(batch)
@@ -202,18 +238,16 @@ class StreamFollower:
                 del self._queue[position]
             self._evaluated.set()
             self._evaluated = trio.Event()
-        if self._pending and (
-            self._write_now
-            or self._pending_events >= BATCH
-            or trio.current_time() >= self._last_write + self.write_interval
-        ):
-            await self._write_pending()
-            return True
+            self._write_wake.set()
         return full
 
     async def _write_pending(self) -> None:
-        """Write every evaluated batch in one transaction, and move the position."""
-        pending = self._pending
+        """Write every evaluated batch in one transaction, and move the position.
+
+        Batches evaluated while it runs wait for the next write.
+        """
+        pending, self._pending = self._pending, []
+        self._pending_events = 0
         start, end = pending[0][0], pending[-1][1]
         self._write_now = False
 
@@ -225,14 +259,14 @@ class StreamFollower:
         try:
             await self.database.run(txn)
         except BaseException:
-            # Redo from the written position (the events come from the database).
+            # Redo from the written position (the events come from the database),
+            # with the batches evaluated since: they counted on this one.
             self._pending = []
             self._pending_events = 0
+            self._generation += 1
             self.evaluated_position = self.position
             self.write_failed()
             raise
-        self._pending = []
-        self._pending_events = 0
         self._last_write = trio.current_time()
         self.batch_start = start
         self.position = end
