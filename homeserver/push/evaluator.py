@@ -122,7 +122,39 @@ def _glob_regex(pattern: str, word_boundary: bool) -> re.Pattern[str]:
     return re.compile(rf"^{body}$", re.I | re.S)
 
 
+_ASCII_WORD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def ascii_word_in(text: str, word: str) -> bool:
+    """Whether non-empty ``word`` is in ``text`` case-insensitively, with no
+    ``[A-Za-z0-9_]`` just before or after it; both ASCII.
+
+    What the word-boundary regexes below match, without compiling one: a
+    member's own patterns (their user name, their display name) would
+    otherwise each cost a regex compile, on the first message after they join.
+    """
+    haystack = text.lower()
+    needle = word.lower()
+    size = len(needle)
+    at = haystack.find(needle)
+    while at != -1:
+        end = at + size
+        if (at == 0 or haystack[at - 1] not in _ASCII_WORD) and (
+            end == len(haystack) or haystack[end] not in _ASCII_WORD
+        ):
+            return True
+        at = haystack.find(needle, at + 1)
+    return False
+
+
 def glob_matches(pattern: str, value: str, *, word_boundary: bool = False) -> bool:
+    literal = pattern and "*" not in pattern and "?" not in pattern
+    if literal and pattern.isascii() and value.isascii():  # no regex needed
+        if word_boundary:
+            return ascii_word_in(value, pattern)
+        folded, wanted = value.lower(), pattern.lower()
+        # ``^...$`` also matches before a final newline.
+        return folded == wanted or folded == wanted + "\n"
     return _glob_regex(pattern, word_boundary).search(value) is not None
 
 
@@ -180,7 +212,7 @@ def notification_level(power_levels: Mapping[str, Any] | None, key: str) -> int:
 
 
 def condition_matches(condition: Any, event: Mapping[str, Any], context: PushContext) -> bool:
-    if not isinstance(condition, Mapping):
+    if not (type(condition) is dict or isinstance(condition, Mapping)):
         return False
     kind = condition.get("kind")
     key = condition.get("key")
@@ -211,6 +243,8 @@ def condition_matches(condition: Any, event: Mapping[str, Any], context: PushCon
         if not isinstance(body, str) or not name:
             return False
         # The whole name, between word boundaries, case-insensitively (like Synapse).
+        if body.isascii() and name.isascii():
+            return ascii_word_in(body, name)
         escaped = re.escape(name)
         found = re.search(rf"(?:^|(?<=\W)){escaped}(?:$|(?=\W))", body, re.I)
         return found is not None
@@ -245,20 +279,69 @@ def _has_mentions(event: Mapping[str, Any]) -> bool:
     return isinstance(content, Mapping) and "m.mentions" in content
 
 
-def evaluate(rules: RuleSet, event: Mapping[str, Any], context: PushContext) -> PushResult:
-    """The first enabled matching rule in priority order, override first (spec "Push Rules")."""
+# Condition kinds whose outcome depends only on the event and the room (the
+# member count and power levels), not on which member the rules belong to.
+_MEMBER_FREE_KINDS = frozenset(
+    {
+        "event_match",
+        "event_property_is",
+        "event_property_contains",
+        "room_member_count",
+        "sender_notification_permission",
+    }
+)
+
+
+def _member_free(conditions: list[Any]) -> bool:
+    return all(isinstance(c, Mapping) and c.get("kind") in _MEMBER_FREE_KINDS for c in conditions)
+
+
+@attrs.define
+class RuleMemo:
+    """What :func:`evaluate` learnt about rule objects (by ``id``) for one event."""
+
+    matched: dict[int, bool] = attrs.Factory(dict)  # member-free rules: did they match
+    personal: set[int] = attrs.Factory(set)  # rules whose outcome depends on the member
+
+
+def evaluate(
+    rules: RuleSet,
+    event: Mapping[str, Any],
+    context: PushContext,
+    memo: RuleMemo | None = None,
+) -> PushResult:
+    """The first enabled matching rule in priority order, override first (spec "Push Rules").
+
+    ``memo`` lets the members of one room share the work on one event: it keeps
+    whether a rule object matched, for rules whose conditions do not depend on
+    the member (the default rules other than mentions of the member are one
+    object for every user, see ``shared_default_rule_set``). Share a memo only
+    between calls for the same event with the same room member count and
+    power levels, while every rule set it saw is alive (it is keyed by ``id``).
+    """
     skip_legacy = _has_mentions(event)
     for kind in KINDS:
         for rule in rules.get(kind, ()):
-            if not isinstance(rule, Mapping) or not rule.get("enabled", True):
+            if not (type(rule) is dict or isinstance(rule, Mapping)) or not rule.get(
+                "enabled", True
+            ):
                 continue
             rule_id = rule.get("rule_id")
             if skip_legacy and rule_id in LEGACY_MENTION_RULES:
                 continue
-            conditions = _rule_conditions(kind, rule)
-            if conditions is None:
-                continue
-            if all(condition_matches(c, event, context) for c in conditions):
+            key = id(rule)
+            known = memo.matched.get(key) if memo is not None else None
+            if known is None:
+                conditions = _rule_conditions(kind, rule)
+                if conditions is None:
+                    continue
+                known = all(condition_matches(c, event, context) for c in conditions)
+                if memo is not None and key not in memo.personal:
+                    if _member_free(conditions):
+                        memo.matched[key] = known
+                    else:
+                        memo.personal.add(key)
+            if known:
                 actions = rule.get("actions", [])
                 clean = tuple(actions) if isinstance(actions, list) else ()
                 # dont_notify and coalesce are no-ops now (spec): nothing to do.

@@ -37,7 +37,7 @@ import attrs
 from sqlalchemy.engine import Connection
 
 from homeserver.push.counts_cache import TAIL_MAX, CountsCache, Entry
-from homeserver.push.evaluator import PushContext, evaluate
+from homeserver.push.evaluator import PushContext, RuleMemo, evaluate
 from homeserver.push.follower import StreamFollower, is_live
 from homeserver.push.rules import PushRuleService
 from homeserver.receipts import MAIN_THREAD, READ, READ_PRIVATE, thread_of
@@ -148,6 +148,8 @@ class PushProcessor(StreamFollower):
         if missing:
             rule_sets.update(await self.rules.rule_sets(missing))
         out: list[store.PushAction] = []
+        # Every recipient shares the event, member count and power levels below.
+        memo = RuleMemo()
         for user_id in recipients:
             context = PushContext(
                 user_id=user_id,
@@ -155,7 +157,7 @@ class PushProcessor(StreamFollower):
                 room_member_count=len(joined),
                 power_levels=room.power_levels,
             )
-            result = evaluate(rule_sets[user_id], client_event, context)
+            result = evaluate(rule_sets[user_id], client_event, context, memo)
             if result.notify or result.highlight:
                 out.append(
                     store.PushAction(

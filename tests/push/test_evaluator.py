@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from homeserver.push.default_rules import default_rule_set
 from homeserver.push.evaluator import (
     PushContext,
+    _glob_regex,
     condition_matches,
     evaluate,
     glob_matches,
@@ -290,6 +292,27 @@ def test_glob(pattern: str, value: str, word: bool, expected: bool) -> None:
     assert glob_matches(pattern, value, word_boundary=word) is expected
 
 
+# Few letters, so patterns occur in values; case, word and non-word characters.
+_ASCII = st.text(alphabet="aAbB_1 .-!\n", max_size=12)
+
+
+@settings(max_examples=500, deadline=None)
+@given(pattern=_ASCII.filter(lambda p: p != ""), value=_ASCII, word=st.booleans())
+def test_literal_patterns_match_as_the_regex_does(pattern: str, value: str, word: bool) -> None:
+    # The ASCII fast path (no regex compiled) against the compiled glob regex.
+    regex = _glob_regex(pattern, word)
+    assert glob_matches(pattern, value, word_boundary=word) is (regex.search(value) is not None)
+
+
+@settings(max_examples=500, deadline=None)
+@given(name=_ASCII.filter(lambda n: n != ""), body=_ASCII)
+def test_display_name_matches_as_the_regex_does(name: str, body: str) -> None:
+    condition = {"kind": "contains_display_name"}
+    event = {"type": "m.room.message", "content": {"body": body}}
+    found = re.search(rf"(?:^|(?<=\W)){re.escape(name)}(?:$|(?=\W))", body, re.I)
+    assert condition_matches(condition, event, ctx(name=name)) is (found is not None)
+
+
 def test_property_conditions_do_not_cast() -> None:
     event = state("m.room.create", {"m.federate": True, "alt": ["#a:x", 1, {"x": 1}], "n": 1})
     is_ = {"kind": "event_property_is", "key": "content.m\\.federate"}
@@ -376,3 +399,39 @@ def test_evaluation_never_raises_on_any_event(
     )
     result = evaluate(RULES, event, context)
     assert isinstance(result.notify, bool) and isinstance(result.highlight, bool)
+
+
+def test_a_shared_memo_gives_every_member_their_own_result() -> None:
+    from homeserver.push.evaluator import RuleMemo
+    from homeserver.push.rules import merge_rule_set
+    from homeserver.storage import push as store
+
+    members = {
+        "@alice:example.org": "Alice Liddell",
+        "@bob:example.org": "Bob",
+        "@carol:example.org": None,
+    }
+    rule_sets = {
+        "@alice:example.org": merge_rule_set("@alice:example.org", [], {}),
+        "@bob:example.org": merge_rule_set("@bob:example.org", [], {}),
+        # Carol turned the message rule off: her copy of it is not the shared one.
+        "@carol:example.org": merge_rule_set(
+            "@carol:example.org", [], {".m.rule.message": store.Override(False, None)}
+        ),
+    }
+    events = [
+        msg("lunch?"),
+        msg("hey Alice Liddell!"),
+        msg("bob: are you there"),
+        msg("see carol later"),
+        msg("a notice", msgtype="m.notice"),
+        state("m.room.member", {"membership": "invite"}, state_key="@bob:example.org"),
+    ]
+    for event in events:
+        memo = RuleMemo()
+        for user_id, name in members.items():
+            context = PushContext(user_id, name, 3, LEVELS)
+            alone = evaluate(rule_sets[user_id], event, context)
+            assert evaluate(rule_sets[user_id], event, context, memo) == alone
+    # It did share work: the default rules are one object for every member.
+    assert memo.matched
