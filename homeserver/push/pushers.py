@@ -123,15 +123,23 @@ class PusherService:
         self._has_pushers.clear()
         self._pushers_epoch += 1
 
-    async def _read_user_pushers(self, user_id: str) -> list[store.PusherRow]:
-        if self._has_pushers.get(user_id) is False:
-            self._has_pushers.move_to_end(user_id)
+    async def _read_users_pushers(self, user_ids: set[str]) -> list[store.PusherRow]:
+        """The pushers of ``user_ids``, in one read for those not known to have none."""
+        unknown = []
+        for user_id in sorted(user_ids):
+            if self._has_pushers.get(user_id) is False:
+                self._has_pushers.move_to_end(user_id)
+            else:
+                unknown.append(user_id)
+        if not unknown:
             return []
         epoch = self._pushers_epoch
-        rows = await self.database.read(partial(store.read_pushers, user_id=user_id))
+        rows = await self.database.read(partial(store.read_pushers_of, user_ids=unknown))
         if epoch == self._pushers_epoch:
-            self._has_pushers[user_id] = bool(rows)
-            self._has_pushers.move_to_end(user_id)
+            with_pushers = {row.user_id for row in rows}
+            for user_id in unknown:
+                self._has_pushers[user_id] = user_id in with_pushers
+                self._has_pushers.move_to_end(user_id)
             while len(self._has_pushers) > PUSHER_USERS_CACHED:
                 self._has_pushers.popitem(last=False)
         return rows
@@ -214,9 +222,7 @@ class PusherService:
                 if first:
                     rows = await self.database.read(store.read_pushers)
                 else:
-                    rows = []
-                    for user_id in sorted(users):
-                        rows += await self._read_user_pushers(user_id)
+                    rows = await self._read_users_pushers(users)
                 for row in rows:
                     key = (row.user_id, row.app_id, row.pushkey)
                     if key in self._active:

@@ -498,6 +498,20 @@ def read_pushers(conn: Connection, user_id: str | None = None) -> list[PusherRow
     return [_pusher(row) for row in conn.execute(query).all()]
 
 
+def read_pushers_of(conn: Connection, user_ids: Sequence[str]) -> list[PusherRow]:
+    """The pushers of any of ``user_ids`` (chunked under SQLite's parameter limit)."""
+    out: list[PusherRow] = []
+    ids = sorted(set(user_ids))
+    for start in range(0, len(ids), 500):
+        query = (
+            sa.select(pushers)
+            .where(pushers.c.user_id.in_(ids[start : start + 500]))
+            .order_by(pushers.c.user_id, pushers.c.app_id, pushers.c.pushkey)
+        )
+        out += [_pusher(row) for row in conn.execute(query).all()]
+    return out
+
+
 def delete_pushers(
     conn: Connection, app_id: str, pushkey: str, *, user_id: str | None = None
 ) -> int:

@@ -44,3 +44,29 @@ async def test_a_pusher_set_after_actions_without_one_gets_the_next(
     last = await send(client, alice, room_id, "with the second")
     await gateway.wait_for(2)
     assert [n["notification"]["event_id"] for n in gateway.received] == [event_id, last]
+
+
+@ALLOW_LOOPBACK
+async def test_one_message_reaches_the_pushers_of_several_members(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    register_user: RegisterUser,
+    gateway: Gateway,
+) -> None:
+    # The sender reads the pushers of a batch's users in one query: each member
+    # with a pusher is found, a member without one is not.
+    alice = await register_user(client, "alice")
+    members = {name: await register_user(client, name) for name in ("bob", "carol", "dave")}
+    room_id = await create_room(client, alice, preset="public_chat")
+    for user in members.values():
+        await join(client, user, room_id)
+    for name in ("bob", "dave"):
+        body = pusher(gateway.url, pushkey=f"key-{name}")
+        r = await client.post(f"{V3}/pushers/set", headers=auth(members[name]), json=body)
+        assert r.status_code == 200, r.text
+    event_id = await send(client, alice, room_id, "to everyone")
+    await gateway.wait_for(2)
+    assert sorted(
+        (n["notification"]["devices"][0]["pushkey"], n["notification"]["event_id"])
+        for n in gateway.received
+    ) == [("key-bob", event_id), ("key-dave", event_id)]
