@@ -14,12 +14,19 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# `plait serve` runs under `python -OO` (tools/cli.py): its bytecode is compiled
+# here once, or every start would compile it from source. Best effort: a
+# package's stray unparsable file must not stop the install.
+COMPILE_OO := $(PY) -OO -m compileall -q -j 0 $(VENV)/lib homeserver client_api federation tools >/dev/null 2>&1 || true
+
 $(STAMP_RUN): pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q -e .
+	$(COMPILE_OO)
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q -e '.[test]'
+	$(COMPILE_OO)
 	touch $(STAMP_RUN) $@
 
 run: $(STAMP_RUN) web

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tools.cli import main
+from tools.cli import main, optimized_command
 
 PLAIT = [sys.executable, "-m", "tools.cli"]
 
@@ -43,7 +43,9 @@ def test_generate_config_writes_loadable_commented_toml(tmp_path: Path) -> None:
 def test_generate_config_with_self_signed_tls(tmp_path: Path) -> None:
     out = tmp_path / "plait.toml"
     data = tmp_path / "data"
-    assert main(["generate-config", "--data-dir", str(data), "--self-signed-tls", "-o", str(out)]) == 0
+    assert (
+        main(["generate-config", "--data-dir", str(data), "--self-signed-tls", "-o", str(out)]) == 0
+    )
     tls = tomllib.loads(out.read_text())["tls"]
     assert Path(tls["cert_path"]).read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
     assert Path(tls["key_path"]).exists()
@@ -87,6 +89,9 @@ def test_serve_first_start_then_graceful_sigterm(tmp_path: Path) -> None:
                 time.sleep(0.05)
         assert body is not None, proc.stdout.read() if proc.stdout else ""
         assert "v1.1" in body["versions"]
+        # The serving process replaced itself (same pid) with itself under -OO.
+        command = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert command[1] == b"-OO" and b"serve" in command
         data = tmp_path / "data"
         assert (data / "plait.toml").exists()
         assert (data / "plait.db").exists()
@@ -100,3 +105,47 @@ def test_serve_first_start_then_graceful_sigterm(tmp_path: Path) -> None:
     assert "SIGTERM: shutting down" in output
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/_matrix/client/versions")
+
+
+def test_serve_replays_its_command_line_under_dash_oo() -> None:
+    argv = ["/venv/bin/plait", "serve", "--listen", "127.0.0.1:8008"]
+    orig = ["/venv/bin/python", "-X", "dev", *argv]
+    kwargs = {"executable": "/venv/bin/python", "optimize": 0, "environ": {}}
+    assert optimized_command(orig, argv, **kwargs) == [  # type: ignore[arg-type]
+        "/venv/bin/python",
+        "-OO",
+        "-X",
+        "dev",
+        *argv,
+    ]
+    # python -m tools.cli serve: sys.argv[0] is the module's path, not in orig_argv.
+    module = ["/venv/bin/python", "-m", "tools.cli", "serve"]
+    assert optimized_command(module, ["/src/tools/cli.py", "serve"], **kwargs) == [  # type: ignore[arg-type]
+        "/venv/bin/python",
+        "-OO",
+        "-m",
+        "tools.cli",
+        "serve",
+    ]
+
+
+def test_serve_is_not_replayed_when_optimized_opted_out_or_unknown() -> None:
+    argv = ["/venv/bin/plait", "serve"]
+    orig = ["/venv/bin/python", *argv]
+    assert optimized_command(orig, argv, executable="/p", optimize=2, environ={}) is None
+    assert (
+        optimized_command(orig, argv, executable="/p", optimize=0, environ={"PLAIT_OPTIMIZE": "0"})
+        is None
+    )
+    assert optimized_command(orig, argv, executable="", optimize=0, environ={}) is None
+    # A command line that does not end with the program's arguments is not replayed.
+    assert (
+        optimized_command(["/p", "-c", "x"], argv, executable="/p", optimize=0, environ={}) is None
+    )
+    assert optimized_command(
+        orig, argv, executable="/p", optimize=0, environ={"PLAIT_OPTIMIZE": "1"}
+    ) == [
+        "/p",
+        "-OO",
+        *argv,
+    ]
