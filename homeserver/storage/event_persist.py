@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from sys import intern
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -28,6 +29,7 @@ from homeserver.storage.event_types import (
     ExtremitiesChanged,
     PersistResult,
     StoredEvent,
+    compact_pdu,
 )
 from homeserver.storage.multi_insert import insert_rows
 from homeserver.storage.relations import insert_relation
@@ -252,11 +254,12 @@ def _stored_event(
     group_before: int | None,
     group_after: int | None,
 ) -> StoredEvent:
-    pdu = event.pdu
+    # The event cache keeps this copy, for as long as the event stays hot.
+    pdu = compact_pdu(event.pdu)
     depth = int(pdu.get("depth", 0))
     return StoredEvent(
-        event_id=event.event_id,
-        room_id=room_id,
+        event_id=intern(event.event_id),
+        room_id=intern(room_id),
         type=pdu["type"],
         state_key=pdu.get("state_key"),
         sender=pdu["sender"],

@@ -7,6 +7,7 @@ reads (``events.py``) share them without importing each other.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from sys import intern
 from typing import Any, Literal
 
 import attrs
@@ -19,6 +20,45 @@ class RoomInfo:
     room_id: str
     room_version: str
     creator: str
+
+
+# How deep compact_pdu shares dict keys: the PDU's own, and those of ``content``,
+# ``hashes``, ``signatures``, ``unsigned`` and what they hold directly.
+_SHARED_KEY_DEPTH = 3
+_IDS_FIELDS = ("auth_events", "prev_events")
+_SHARED_FIELDS = ("room_id", "sender", "type")
+
+
+def _share_keys(value: Any, depth: int) -> Any:
+    if type(value) is dict:
+        if depth == 0:
+            return value
+        return {intern(k): _share_keys(v, depth - 1) for k, v in value.items()}
+    if type(value) is list and depth > 0:
+        return [_share_keys(v, depth - 1) for v in value]
+    return value
+
+
+def compact_pdu(pdu: dict[str, Any]) -> dict[str, Any]:
+    """An equal PDU whose repeated strings are shared with other events' (for caches).
+
+    Its dict keys are interned, and so are its room, sender, type and the event
+    IDs it cites: an event's ``prev_events`` entry is its parent's
+    ``event_id``. A PDU parsed from JSON, or built from a client's JSON body,
+    otherwise holds its own copy of each ("content", "body", the room ID from
+    the request path...). The dicts and lists down to ``_SHARED_KEY_DEPTH`` are
+    new; ``pdu`` is left as it is.
+    """
+    out: dict[str, Any] = _share_keys(pdu, _SHARED_KEY_DEPTH)
+    for field in _SHARED_FIELDS:
+        value = out.get(field)
+        if type(value) is str:
+            out[field] = intern(value)
+    for field in _IDS_FIELDS:
+        ids = out.get(field)
+        if type(ids) is list:
+            out[field] = [intern(i) if type(i) is str else i for i in ids]
+    return out
 
 
 @attrs.frozen

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from homeserver.storage import database as database_module
-from homeserver.storage.database import Database
+from homeserver.storage.database import Database, default_pool_size
 
 WAIT = 30.0  # bound on waits that only a bug would make long
 
@@ -481,3 +481,7 @@ async def test_a_connection_given_back_to_the_pool_after_reads_opens_real_transa
         assert await database.run_sync(autocommit_inside_begin) is False
     finally:
         await database.aclose()
+
+
+def test_postgresql_workers_are_twice_the_cores_from_four_to_eight() -> None:
+    assert [default_pool_size(n) for n in (None, 1, 2, 3, 4, 16)] == [4, 4, 4, 6, 8, 8]

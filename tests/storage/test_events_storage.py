@@ -194,6 +194,32 @@ async def test_events_read_back_share_their_keys_and_ids(database: Database) -> 
     assert b.pdu["prev_events"][0] is a.event_id
 
 
+async def test_persisted_events_are_cached_with_shared_keys_and_ids(store: EventStore) -> None:
+    import json
+
+    await seed_room(store)
+    events = []
+    for n, prev in ((2, "$create"), (3, "$a")):
+        # As from a client's body and a request path: every string a copy of its own.
+        raw = json.loads(json.dumps(pdu("m.test", [prev], ["$create"], n, content={"body": "hi"})))
+        events.append(raw)
+        await store.persist(
+            EventToPersist(
+                event_id="$a" if n == 2 else "$b",
+                pdu=raw,
+                state_before=StateBefore(state=await store.get_state_at_event(prev, before=False) or {}),
+            )
+        )
+    assert events[0]["room_id"] is not events[1]["room_id"]
+    found = await store.get_events(["$a", "$b"])  # from the cache: no read
+    a, b = found["$a"], found["$b"]
+    assert a.pdu == events[0] and b.pdu == events[1]
+    assert a.pdu["room_id"] is b.pdu["room_id"] is a.room_id
+    assert next(k for k in a.pdu["content"] if k == "body") is next(k for k in b.pdu["content"] if k == "body")
+    assert b.pdu["prev_events"][0] is a.event_id
+    assert a.pdu is not events[0]  # the caller's PDU is left as it was
+
+
 def test_load_pdu_keeps_the_data_of_any_json_object() -> None:
     import json
 
