@@ -44,7 +44,6 @@ from homeserver.media.preview import (
     PreviewCache,
     UrlFetcher,
     parse_networks,
-    parse_open_graph,
 )
 from homeserver.media.serving import clean_upload_name, essence, normalize_content_type
 from homeserver.media.store import BlobStore, BlobTooLarge, StoredBlob, iterate_bytes
@@ -480,6 +479,8 @@ class MediaService:
         )
         og: dict[str, Any] = {}
         if essence(page.content_type) in ("text/html", "application/xhtml+xml"):
+            from homeserver.media.opengraph import parse_open_graph
+
             og = dict(parse_open_graph(page.body, page.content_type))
         image_url = og.pop("og:image", None)
         if image_url:

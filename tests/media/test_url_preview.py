@@ -17,7 +17,8 @@ import pytest
 import trio
 from media_helpers import image_bytes, media_path
 
-from homeserver.media.preview import is_blocked, parse_networks, parse_open_graph
+from homeserver.media.opengraph import parse_open_graph
+from homeserver.media.preview import is_blocked, parse_networks
 
 PREVIEW = "/_matrix/client/v1/media/preview_url"
 ENABLED = {"url_preview_enabled": True, "url_preview_ip_allowlist": "127.0.0.1/32"}

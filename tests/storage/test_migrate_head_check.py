@@ -140,9 +140,18 @@ async def test_upgrade_engine_uses_alembic_only_when_behind(
 
 
 def test_serving_modules_leave_heavy_optional_imports_out() -> None:
-    """A running server imports Alembic, Mako, Pillow, httpx, trio-websocket and
-    SQLAlchemy's PostgreSQL dialect only when it needs them."""
-    heavy = ("alembic", "mako", "PIL", "httpx", "trio_websocket", "sqlalchemy.dialects.postgresql")
+    """A running server imports Alembic, Mako, Pillow, httpx, trio-websocket,
+    SQLAlchemy's PostgreSQL dialect and the HTML parser (URL previews) only when
+    it needs them."""
+    heavy = (
+        "alembic",
+        "mako",
+        "PIL",
+        "httpx",
+        "trio_websocket",
+        "sqlalchemy.dialects.postgresql",
+        "html.parser",
+    )
     code = (
         "import sys, tools.serve, tools.cli, client_api; "
         f"print(' '.join(sorted(m for m in {heavy!r} if m in sys.modules)))"
