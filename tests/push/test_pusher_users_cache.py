@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from plait_fixtures import RegisterUser, RunningServer
 from room_http_helpers import V3, auth, create_room, join, send
 from test_pushers import ALLOW_LOOPBACK, Gateway, gateway, pusher
 
 __all__ = ["gateway"]  # the fixture, used by name
+
+
+async def set_pusher(client: httpx.AsyncClient, user: dict[str, Any], body: dict[str, Any]) -> None:
+    r = await client.post(f"{V3}/pushers/set", headers=auth(user), json=body)
+    assert r.status_code == 200, r.text
 
 
 @ALLOW_LOOPBACK
@@ -25,22 +32,15 @@ async def test_a_pusher_set_after_actions_without_one_gets_the_next(
     # Bob gets push actions while he has no pusher: the sender learns he has none.
     await send(client, alice, room_id, "before any pusher")
     assert await hs.push.wait_for(hs.notifier.current_token().events)
-    r = await client.post(f"{V3}/pushers/set", headers=auth(bob), json=pusher(gateway.url))
-    assert r.status_code == 200, r.text
+    await set_pusher(client, bob, pusher(gateway.url))
     event_id = await send(client, alice, room_id, "after the pusher")
     await gateway.wait_for(1)
     assert [n["notification"]["event_id"] for n in gateway.received] == [event_id]
     # Deleted again: nothing more is delivered, and a new pusher is found once more.
-    r = await client.post(
-        f"{V3}/pushers/set", headers=auth(bob), json={**pusher(gateway.url), "kind": None}
-    )
-    assert r.status_code == 200, r.text
+    await set_pusher(client, bob, {**pusher(gateway.url), "kind": None})
     await send(client, alice, room_id, "while without")
     assert await hs.push.wait_for(hs.notifier.current_token().events)
-    r = await client.post(
-        f"{V3}/pushers/set", headers=auth(bob), json=pusher(gateway.url, pushkey="key2")
-    )
-    assert r.status_code == 200, r.text
+    await set_pusher(client, bob, pusher(gateway.url, pushkey="key2"))
     last = await send(client, alice, room_id, "with the second")
     await gateway.wait_for(2)
     assert [n["notification"]["event_id"] for n in gateway.received] == [event_id, last]
@@ -61,9 +61,7 @@ async def test_one_message_reaches_the_pushers_of_several_members(
     for user in members.values():
         await join(client, user, room_id)
     for name in ("bob", "dave"):
-        body = pusher(gateway.url, pushkey=f"key-{name}")
-        r = await client.post(f"{V3}/pushers/set", headers=auth(members[name]), json=body)
-        assert r.status_code == 200, r.text
+        await set_pusher(client, members[name], pusher(gateway.url, pushkey=f"key-{name}"))
     event_id = await send(client, alice, room_id, "to everyone")
     await gateway.wait_for(2)
     assert sorted(
