@@ -38,7 +38,7 @@ from homeserver.storage.relation_queries import has_annotation
 from homeserver.storage.timeline import (
     read_event_near_ts,
     read_membership_events_of_user,
-    read_page,
+    read_page_ids,
     record_redaction,
 )
 from homeserver.storage.transactions import TxnAlreadyClaimed, TxnClaim, read_txn
@@ -368,8 +368,8 @@ class MessageService:
             topological, stream, by_stream = None, point.stream, True
         else:
             topological, stream, by_stream = point.topological, point.stream, False
-        return await self.database.read(
-            lambda conn: read_page(
+        ids = await self.database.read(
+            lambda conn: read_page_ids(
                 conn,
                 room_id,
                 backwards=backwards,
@@ -379,6 +379,8 @@ class MessageService:
                 limit=limit,
             )
         )
+        found = await self.store.get_events(ids)
+        return [found[event_id] for event_id in ids if event_id in found]
 
     async def context(
         self,

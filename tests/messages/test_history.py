@@ -304,3 +304,36 @@ async def test_unsigned_membership(
     by_body = {e["content"].get("body"): e for e in chunk if e["type"] == "m.room.message"}
     assert by_body["after"]["unsigned"]["membership"] == "join"
     assert by_body["before"]["unsigned"]["membership"] == "leave"
+
+
+async def test_paging_reads_cached_events_from_the_cache_and_the_rest_from_the_database(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    register_user: RegisterUser,
+    monkeypatch: Any,
+) -> None:
+    from homeserver.storage import events as events_module
+
+    alice = await register_user(client, "alice")
+    token = alice["access_token"]
+    room_id = await make_room(server.hs, ALICE)
+    sent = [await send_ok(client, token, room_id, f"m{i}") for i in range(12)]
+    read: list[str] = []
+    real_read_events = events_module.read_events
+
+    def counting_read_events(conn: Any, event_ids: Any) -> Any:
+        ids = list(event_ids)
+        read.extend(ids)
+        return real_read_events(conn, ids)
+
+    monkeypatch.setattr(events_module, "read_events", counting_read_events)
+    hot = [e["event_id"] for e in await page_all(client, token, room_id, "b", 5)]
+    assert [i for i in hot if i in sent] == list(reversed(sent))
+    assert not set(sent) & set(read)  # just sent: every one came from the cache
+    # Evicted, they are read from the database, and the pages are the same.
+    store = server.hs.event_store
+    for event_id in sent:
+        store.invalidate_event(event_id)
+    cold = [e["event_id"] for e in await page_all(client, token, room_id, "b", 5)]
+    assert cold == hot
+    assert set(sent) <= set(read)
