@@ -108,10 +108,11 @@ def test_serve_first_start_then_graceful_sigterm(tmp_path: Path) -> None:
 
 
 def test_serve_replays_its_command_line_under_dash_oo() -> None:
+    def replay(orig: list[str], argv: list[str]) -> list[str] | None:
+        return optimized_command(orig, argv, executable="/venv/bin/python", optimize=0, environ={})
+
     argv = ["/venv/bin/plait", "serve", "--listen", "127.0.0.1:8008"]
-    orig = ["/venv/bin/python", "-X", "dev", *argv]
-    kwargs = {"executable": "/venv/bin/python", "optimize": 0, "environ": {}}
-    assert optimized_command(orig, argv, **kwargs) == [  # type: ignore[arg-type]
+    assert replay(["/venv/bin/python", "-X", "dev", *argv], argv) == [
         "/venv/bin/python",
         "-OO",
         "-X",
@@ -120,7 +121,7 @@ def test_serve_replays_its_command_line_under_dash_oo() -> None:
     ]
     # python -m tools.cli serve: sys.argv[0] is the module's path, not in orig_argv.
     module = ["/venv/bin/python", "-m", "tools.cli", "serve"]
-    assert optimized_command(module, ["/src/tools/cli.py", "serve"], **kwargs) == [  # type: ignore[arg-type]
+    assert replay(module, ["/src/tools/cli.py", "serve"]) == [
         "/venv/bin/python",
         "-OO",
         "-m",
