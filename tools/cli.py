@@ -7,7 +7,6 @@ The command is the composition root: the only place that sees ``homeserver``,
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -120,12 +119,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     # A schema upgrade runs in a child process: the server never holds Alembic.
     migrate.ALEMBIC_IN_CHILD = True
+    from homeserver import logs
+
     config = resolve_config(args, create=True)
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    trio.run(main_serve, config)
+    trio.run(main_serve, config, logs.configure(config.log_level))
     return 0
 
 

@@ -20,6 +20,7 @@ import attrs
 import trio
 
 from client_api import build_router
+from homeserver import logs
 from homeserver.config import Config, split_host_port
 from homeserver.homeserver import HomeServer
 from homeserver.http.server import HttpServer
@@ -114,11 +115,16 @@ def freeze_startup_heap() -> int:
     return gc.get_freeze_count()
 
 
-async def main_serve(config: Config) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+async def main_serve(config: Config, log_handler: logs.BatchedStreamHandler | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully.
+
+    ``log_handler``, when given, gets its batched lines flushed while serving.
+    """
     log.info("open files limit: %d", raise_open_files_limit())
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
+            if log_handler is not None:
+                nursery.start_soon(logs.flush_periodically, log_handler)
 
             async def serve(*, task_status: trio.TaskStatus[RunningHomeServer]) -> None:
                 await run_homeserver(config, task_status=task_status)
@@ -136,6 +142,8 @@ async def main_serve(config: Config) -> None:
             )
             if running.tls_port is not None:
                 log.info("TLS listener on port %d", running.tls_port)
+            if log_handler is not None:
+                log_handler.flush()  # the "serving" line, now rather than in a moment
             first = True
             async for signum in signals:
                 if first:

@@ -66,6 +66,28 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     assert (data / "plait.db").exists()
 
 
+def read_until(proc: subprocess.Popen[bytes], marker: bytes, timeout: float) -> bytes:
+    """What ``proc`` wrote to its stdout pipe until ``marker`` appeared (or ``timeout``)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while marker not in seen and time.monotonic() < deadline:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                time.sleep(0.02)
+                continue
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.set_blocking(fd, True)
+    return seen
+
+
 def test_serve_first_start_then_graceful_sigterm(tmp_path: Path) -> None:
     """A first start writes config and secrets, serves, and exits 0 on SIGTERM."""
     port = free_port()
@@ -89,6 +111,11 @@ def test_serve_first_start_then_graceful_sigterm(tmp_path: Path) -> None:
                 time.sleep(0.05)
         assert body is not None, proc.stdout.read() if proc.stdout else ""
         assert "v1.1" in body["versions"]
+        # The access log is written in batches, but reaches the output while
+        # the server still runs and is idle (the periodic flush).
+        early = read_until(proc, b"GET /_matrix/client/versions 200", timeout=10)
+        assert b"GET /_matrix/client/versions 200" in early, early
+        assert proc.poll() is None
         # The serving process replaced itself (same pid) with itself under -OO.
         command = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
         assert command[1] == b"-OO" and b"serve" in command
@@ -101,8 +128,9 @@ def test_serve_first_start_then_graceful_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    output = proc.stdout.read().decode() if proc.stdout else ""
+    output = (early + (proc.stdout.read() if proc.stdout else b"")).decode()
     assert "SIGTERM: shutting down" in output
+    assert "Plait serving" in output
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/_matrix/client/versions")
 

@@ -25,7 +25,13 @@ HEADLINES: list[tuple[str, str, tuple[str, ...], str, str]] = [
     ("history", "/messages page p50", ("page_ms", "p50"), "ms", "lower"),
     ("history", "/messages page p99", ("page_ms", "p99"), "ms", "lower"),
     ("initial_sync", "first /sync (median)", ("median_ms",), "ms", "lower"),
-    ("connections", "idle server RSS, after the other scenarios", ("rss_kib", "before"), "KiB", "lower"),
+    (
+        "connections",
+        "idle server RSS, after the other scenarios",
+        ("rss_kib", "before"),
+        "KiB",
+        "lower",
+    ),
     ("connections", "RSS per idle long-poll", ("kib_per_connection",), "KiB", "lower"),
     ("connections", "RSS while held", ("rss_kib", "held"), "KiB", "lower"),
 ]
