@@ -185,15 +185,20 @@ class SyncService:
             rooms = [m.room_id for m in memberships if m.membership == "join"]
             with self.notifier.listen(request.user_id, rooms) as listener:
                 upto = self.notifier.current_token()
-                # If the rows are complete up to ``upto`` (no event announced since
-                # they were read, or kept and the hooks caught up), use them as they are.
-                fresh = memberships if upto.events <= complete else None
-                response, has_updates = await self._build(request, upto, fresh)
-                if has_updates or trio.current_time() >= deadline:
-                    return response
-                # A held long-poll keeps only its listener: the empty answer and
-                # the rows are rebuilt when it wakes.
-                del response, memberships, fresh, rooms
+                if upto != request.since or trio.current_time() >= deadline:
+                    # If the rows are complete up to ``upto`` (no event announced since
+                    # they were read, or kept and the hooks caught up), use them as
+                    # they are.
+                    fresh = memberships if upto.events <= complete else None
+                    response, has_updates = await self._build(request, upto, fresh)
+                    if has_updates or trio.current_time() >= deadline:
+                        return response
+                    # A held long-poll keeps only its listener: the empty answer and
+                    # the rows are rebuilt when it wakes.
+                    del response, fresh
+                # else: nothing at all happened since the client's token (the usual
+                # long-poll, sent right after the previous answer): nothing to build.
+                del memberships, rooms
                 # One shared timer ends the wait at the deadline (no cancel scope each).
                 entry = self._deadlines.add(deadline, listener)
                 try:

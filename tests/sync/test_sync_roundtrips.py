@@ -174,3 +174,50 @@ async def test_the_ignore_list_is_read_only_when_it_changes(
     await send_ok(client, alice["access_token"], room_id, "hidden again")
     body = await sync(client, bob["access_token"], since=body["next_batch"])
     assert bodies(body) == []
+
+
+async def test_a_long_poll_at_the_current_token_builds_nothing_until_woken(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    register_user: RegisterUser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The usual long-poll (since = the answer just given) waits without building an
+    empty answer first; woken, or at its deadline, it builds once."""
+    alice = await register_user(client, "alice")
+    bob = await register_user(client, "bob")
+    room_id = await make_room(server.hs, alice["user_id"], joined=(bob["user_id"],))
+    token = (await sync(client, bob["access_token"]))["next_batch"]
+    service = server.hs.sync
+    original = service._build
+    builds: list[str] = []
+
+    async def counted(request: Any, upto: Any, fresh: Any = None) -> Any:
+        builds.append(upto.to_string())
+        return await original(request, upto, fresh)
+
+    monkeypatch.setattr(service, "_build", counted)
+    # Nothing happens: one build, at the deadline, and the same token back.
+    body = await sync(client, bob["access_token"], since=token, timeout=300)
+    assert body["next_batch"] == token and body["rooms"]["join"] == {}
+    assert builds == [token]
+    builds.clear()
+    result: dict[str, Any] = {}
+
+    async def hold() -> None:
+        result["body"] = await sync(client, bob["access_token"], since=token, timeout=20_000)
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hold)
+            await trio.sleep(0.3)
+            assert builds == []  # bob waits, nothing built
+            sent = await send_ok(client, alice["access_token"], room_id, "wake up")
+    events = result["body"]["rooms"]["join"][room_id]["timeline"]["events"]
+    assert [e["event_id"] for e in events] == [sent]
+    assert len(builds) == 1
+    # A token behind the current one is answered at once, as before.
+    builds.clear()
+    body = await sync(client, bob["access_token"], since=token, timeout=20_000)
+    assert [e["event_id"] for e in body["rooms"]["join"][room_id]["timeline"]["events"]] == [sent]
+    assert len(builds) == 1
