@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import logging
 import math
-import sys
 import time
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -81,10 +80,16 @@ async def load_trio_websocket() -> ModuleType:
     server no WebSocket client talks to never needs. The thread keeps the
     first upgrade's import from stalling every other connection.
     """
-    module = sys.modules.get("trio_websocket")
-    if module is None:
-        module = await trio.to_thread.run_sync(importlib.import_module, "trio_websocket")
-    return module
+    global _trio_websocket
+    # Not ``sys.modules``: while one upgrade's thread runs the import, the module
+    # is already there, half initialized (a burst of first upgrades failed on it).
+    # Concurrent imports in threads wait for the first on the import lock.
+    if _trio_websocket is None:
+        _trio_websocket = await trio.to_thread.run_sync(importlib.import_module, "trio_websocket")
+    return _trio_websocket
+
+
+_trio_websocket: ModuleType | None = None
 
 
 def raw_request_head(event: h11.Request) -> bytes:
