@@ -115,6 +115,7 @@ class Session:
     def __init__(self, http: httpx.AsyncClient, user_id: str, token: str) -> None:
         self.http = http
         self.user_id = user_id
+        self.access_token = token
         self.headers = {"Authorization": f"Bearer {token}"}
         self._txn = 0
         self._prefix = secrets.token_hex(3)

@@ -5,6 +5,9 @@ One sender and K receivers share a public room. Every receiver long-polls
 a time with a short gap, noting when each send started. A receiver records
 when each message arrives, so one sample is "send started -> this receiver
 has it", through the whole path (HTTP, persist, notifier, wake, read, encode).
+The receivers long-poll through a minimal HTTP/1.1 client
+(``matrix_client.RawLongPoll``), so the samples hold as little of this
+process's own work as they can.
 Standard Client-Server API only, loopback only, bounded in count and time.
 
     python -m tools.bench.delivery --base-url http://127.0.0.1:8008 --receivers 20 --messages 50
@@ -20,7 +23,7 @@ from typing import Any
 
 import trio
 
-from tools.bench.matrix_client import User, open_client, register, summary_ms
+from tools.bench.matrix_client import RawLongPoll, open_client, register, summary_ms
 
 MAX_RECEIVERS = 500
 MAX_MESSAGES = 5000
@@ -28,11 +31,10 @@ MAX_DURATION = 600.0
 
 
 async def _receive(
-    user: User, room_id: str, since: str, arrivals: dict[str, float], expected: int
+    poll: RawLongPoll, room_id: str, since: str, arrivals: dict[str, float], expected: int
 ) -> None:
     while len(arrivals) < expected:
-        body = await user.sync(since, 30_000)
-        now = trio.current_time()
+        now, body = await poll.sync(since, 30_000)
         room = body.get("rooms", {}).get("join", {}).get(room_id)
         if room is not None:
             for event in room["timeline"]["events"]:
@@ -61,16 +63,19 @@ async def run(
         starts = [(await user.sync(None, 0))["next_batch"] for user in users]
         sent_at: dict[str, float] = {}
         arrivals: list[dict[str, float]] = [{} for _ in users]
+        polls = [RawLongPoll(base_url, user.access_token) for user in users]
         with trio.move_on_after(min(max_duration, MAX_DURATION)) as scope:
             async with trio.open_nursery() as nursery:
-                for user, since, got in zip(users, starts, arrivals, strict=True):
-                    nursery.start_soon(_receive, user, room_id, since, got, messages)
+                for poll, since, got in zip(polls, starts, arrivals, strict=True):
+                    nursery.start_soon(_receive, poll, room_id, since, got, messages)
                 await trio.sleep(0.2)  # let the receivers start waiting
                 for n in range(messages):
                     text = f"bench {n}"
                     sent_at[text] = trio.current_time()
                     await sender.send(room_id, text)
                     await trio.sleep(gap)
+        for poll in polls:
+            await poll.aclose()
         samples = [got[t] - sent_at[t] for got in arrivals for t in got if t in sent_at]
         delivered = sum(len(got) for got in arrivals)
     return {

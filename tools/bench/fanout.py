@@ -2,9 +2,10 @@
 
 Every member joins, takes a ``next_batch`` with a quick /sync, then long-polls.
 After a settle pause one message is sent; a member's sample is "send started
--> its /sync returned the message". All long-polls share one httpx client
-whose pool has a socket per member (RLIMIT_NOFILE's soft limit is raised to
-the hard limit first).
+-> its /sync returned the message". The long-polls go through
+``matrix_client.RawLongPoll``, a minimal HTTP/1.1 client with a socket per
+member (RLIMIT_NOFILE's soft limit is raised to the hard limit first), so the
+samples hold as little of this process's own work as they can.
 
     plait bench fanout --base-url http://127.0.0.1:8008 --members 1000
 """
@@ -29,6 +30,7 @@ from tools.bench.common import (
     run_main,
     summary_ms,
 )
+from tools.bench.matrix_client import RawLongPoll
 
 MAX_MEMBERS = 5000
 MAX_DURATION = 600.0
@@ -36,11 +38,19 @@ POLL_MS = 60_000
 
 
 async def _wait_for(
-    member: Session, room_id: str, since: str, marker: str, arrivals: list[float]
+    poll: RawLongPoll, room_id: str, since: str, marker: str, arrivals: list[float]
+) -> None:
+    try:
+        await _wait_on(poll, room_id, since, marker, arrivals)
+    finally:
+        await poll.aclose()
+
+
+async def _wait_on(
+    poll: RawLongPoll, room_id: str, since: str, marker: str, arrivals: list[float]
 ) -> None:
     for _ in range(100):  # bounded: other events (joins, receipts) may wake us first
-        body = await member.sync(since, POLL_MS, timeline_limit=5)
-        now = trio.current_time()
+        now, body = await poll.sync(since, POLL_MS)
         room = body.get("rooms", {}).get("join", {}).get(room_id)
         if room is not None:
             for event in room.get("timeline", {}).get("events", []):
@@ -89,7 +99,8 @@ async def run(
             marker = f"fanout {trio.current_time()}"
             async with trio.open_nursery() as nursery:
                 for i, s in enumerate(sessions):
-                    nursery.start_soon(_wait_for, s, room_id, tokens[i], marker, arrivals)
+                    poll = RawLongPoll(base_url, s.access_token, timeline_limit=5)
+                    nursery.start_soon(_wait_for, poll, room_id, tokens[i], marker, arrivals)
                 await trio.sleep(settle + members / 2000)  # let every long-poll reach the server
                 sent_at = trio.current_time()
                 await owner.send(room_id, marker)

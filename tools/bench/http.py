@@ -73,8 +73,13 @@ async def _find(stream: trio.SocketStream, buffer: bytearray, marker: bytes, sta
     return index
 
 
-async def read_response(stream: trio.SocketStream, buffer: bytearray) -> int:
-    """Read one response (Content-Length or chunked) from ``stream``; returns the status."""
+async def read_response(
+    stream: trio.SocketStream, buffer: bytearray, body: bytearray | None = None
+) -> int:
+    """Read one response (Content-Length or chunked) from ``stream``; returns the status.
+
+    The body is skipped, or appended to ``body`` when one is given.
+    """
     end = await _find(stream, buffer, b"\r\n\r\n", 0)
     head = bytes(buffer[:end]).lower()
     status = int(head[9:12])
@@ -84,6 +89,8 @@ async def read_response(stream: trio.SocketStream, buffer: bytearray) -> int:
         line_end = head.find(b"\r\n", marker)
         length = int(head[marker + 15 : line_end if line_end != -1 else len(head)])
         await _fill(stream, buffer, length)
+        if body is not None:
+            body += buffer[:length]
         del buffer[:length]
         return status
     if b"transfer-encoding: chunked" not in head:
@@ -100,6 +107,8 @@ async def read_response(stream: trio.SocketStream, buffer: bytearray) -> int:
             del buffer[:2]
             return status
         await _fill(stream, buffer, size + 2)
+        if body is not None:
+            body += buffer[:size]
         del buffer[: size + 2]
 
 

@@ -1,18 +1,22 @@
 """The small Client-Server API client the delivery and throughput benchmarks share.
 
 Standard endpoints only (register with m.login.dummy, createRoom, join, send,
-sync), over httpx on trio, to loopback servers only.
+sync), over httpx on trio, to loopback servers only; and ``RawLongPoll``, a
+minimal client for the /sync long-polls whose arrival times are measured.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
+import trio
 
-from tools.bench.http import loopback_target
+from tools.bench.http import loopback_target, read_response
 
 V3 = "/_matrix/client/v3"
 
@@ -46,6 +50,7 @@ class User:
     def __init__(self, client: httpx.AsyncClient, user_id: str, token: str) -> None:
         self.client = client
         self.user_id = user_id
+        self.access_token = token
         self.headers = {"Authorization": f"Bearer {token}"}
         self._txn = 0
 
@@ -73,10 +78,74 @@ class User:
         return str(body["event_id"])
 
     async def sync(self, since: str | None, timeout_ms: int) -> dict[str, Any]:
-        params = {"timeout": str(timeout_ms), "filter": '{"room":{"timeline":{"limit":1000}}}'}
-        if since is not None:
-            params["since"] = since
-        return await self.request("GET", f"{V3}/sync", params=params)
+        return await self.request("GET", f"{V3}/sync", params=sync_params(since, timeout_ms))
+
+
+SYNC_FILTER = '{"room":{"timeline":{"limit":1000}}}'
+
+
+def sync_params(
+    since: str | None, timeout_ms: int, sync_filter: str = SYNC_FILTER
+) -> dict[str, str]:
+    params = {"timeout": str(timeout_ms), "filter": sync_filter}
+    if since is not None:
+        params["since"] = since
+    return params
+
+
+class RawLongPoll:
+    """``/sync`` over one keep-alive connection with the raw client of ``plait bench http``.
+
+    A latency sample ends when a receiver has the response, so the receiving
+    side should cost as little as it can: through httpx, the benchmark's one
+    process spent about 0.3 ms of CPU per response (parsing it and building the
+    next request), and with K receivers woken together the last one's sample
+    included the others' (measured: a few milliseconds at K = 10, on both
+    servers alike). This client reads the bytes (Content-Length or chunked),
+    notes the time, and only then decodes the JSON.
+    """
+
+    def __init__(self, base_url: str, access_token: str, *, timeline_limit: int = 1000) -> None:
+        self.host, self.port = loopback_target(base_url)
+        self._filter = json.dumps({"room": {"timeline": {"limit": timeline_limit}}})
+        self._head = (
+            f"Host: {self.host}:{self.port}\r\nAuthorization: Bearer {access_token}\r\n"
+            "User-Agent: plait-bench\r\n\r\n"
+        )
+        self._stream: trio.SocketStream | None = None
+        self._buffer = bytearray()
+
+    async def sync(self, since: str | None, timeout_ms: int) -> tuple[float, dict[str, Any]]:
+        """(when the whole response had arrived, on the trio clock; its JSON body)."""
+        request = (
+            f"GET {V3}/sync?{urlencode(sync_params(since, timeout_ms, self._filter))} HTTP/1.1\r\n"
+            f"{self._head}"
+        ).encode("ascii")
+        for attempt in range(2):
+            if self._stream is None:
+                self._stream = await trio.open_tcp_stream(self.host, self.port)
+                self._buffer.clear()
+            body = bytearray()
+            try:
+                await self._stream.send_all(request)
+                status = await read_response(self._stream, self._buffer, body)
+            except (ConnectionError, trio.BrokenResourceError, OSError):
+                # The server closed the kept-alive connection: one new one.
+                await self.aclose()
+                if attempt:
+                    raise
+                continue
+            arrived = trio.current_time()
+            if status != 200:
+                raise RuntimeError(f"GET /sync: {status} {bytes(body[:200])!r}")
+            decoded: dict[str, Any] = json.loads(body)
+            return arrived, decoded
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            await trio.aclose_forcefully(stream)
 
 
 async def register(client: httpx.AsyncClient, prefix: str) -> User:
