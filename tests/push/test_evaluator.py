@@ -435,3 +435,18 @@ def test_a_shared_memo_gives_every_member_their_own_result() -> None:
             assert evaluate(rule_sets[user_id], event, context, memo) == alone
     # It did share work: the default rules are one object for every member.
     assert memo.matched
+
+
+def test_what_a_memo_keeps_of_rule_objects_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from homeserver.push import evaluator
+    from homeserver.push.evaluator import RuleMemo
+
+    monkeypatch.setattr(evaluator, "MAX_COMPILED_RULES", 50)
+    monkeypatch.setattr(evaluator, "_COMPILED", {})
+    for i in range(20):
+        user_id = f"@u{i}:example.org"
+        rules = default_rule_set(user_id)  # fresh objects every time
+        context = PushContext(user_id, None, 2, LEVELS)
+        event = msg(f"hello u{i}")
+        assert evaluate(rules, event, context, RuleMemo()) == evaluate(rules, event, context)
+        assert len(evaluator._COMPILED) <= 50
