@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import trio
 
 from homeserver.homeserver import HomeServer
 
@@ -146,3 +148,24 @@ async def messages(
 
 def bodies(events: list[dict[str, Any]]) -> list[str]:
     return [e["content"]["body"] for e in events if e["type"] == "m.room.message"]
+
+
+async def held_sync(
+    client: httpx.AsyncClient,
+    user: dict[str, Any],
+    since: str,
+    change: Callable[[], Awaitable[object]],
+) -> dict[str, Any]:
+    """A long-poll already waiting when ``change`` happens; its answer."""
+    result: dict[str, Any] = {}
+
+    async def hold() -> None:
+        result["body"] = await sync(client, user["access_token"], since=since, timeout=20_000)
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hold)
+            await trio.sleep(0.3)  # the sync is waiting
+            await change()
+    body: dict[str, Any] = result["body"]
+    return body

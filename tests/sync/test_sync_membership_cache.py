@@ -8,13 +8,11 @@ was already waiting when the change happened. Over SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-import trio
 from plait_fixtures import RegisterUser, RunningServer
-from timeline_helpers import V3, bearer, send_ok, sync
+from timeline_helpers import V3, bearer, held_sync, send_ok, sync
 
 
 async def _post(client: httpx.AsyncClient, user: dict[str, Any], path: str, body: Any) -> Any:
@@ -34,27 +32,6 @@ async def _warm(client: httpx.AsyncClient, user: dict[str, Any]) -> str:
     for _ in range(2):
         token = (await sync(client, user["access_token"], since=token))["next_batch"]
     return token
-
-
-async def _held(
-    client: httpx.AsyncClient,
-    user: dict[str, Any],
-    since: str,
-    change: Callable[[], Awaitable[object]],
-) -> dict[str, Any]:
-    """A long-poll already waiting when ``change`` happens; its answer."""
-    result: dict[str, Any] = {}
-
-    async def hold() -> None:
-        result["body"] = await sync(client, user["access_token"], since=since, timeout=20_000)
-
-    with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(hold)
-            await trio.sleep(0.3)  # the sync is waiting
-            await change()
-    body: dict[str, Any] = result["body"]
-    return body
 
 
 def _membership(body: dict[str, Any], section: str, room_id: str) -> str | None:
@@ -135,13 +112,13 @@ async def test_membership_changes_wake_a_waiting_sync(
         nonlocal room_id
         room_id = await _create(client, alice, preset="private_chat", invite=[bob_id])
 
-    body = await _held(client, bob, token, create_with_invite)
+    body = await held_sync(client, bob, token, create_with_invite)
     assert _membership(body, "invite", room_id) == "invite"
 
     async def join_from_another_request() -> None:
         await _post(client, bob, f"/rooms/{room_id}/join", {})
 
-    body = await _held(client, bob, body["next_batch"], join_from_another_request)
+    body = await held_sync(client, bob, body["next_batch"], join_from_another_request)
     assert room_id in body["rooms"]["join"]
     assert room_id not in body["rooms"]["invite"]
 
@@ -152,14 +129,14 @@ async def test_membership_changes_wake_a_waiting_sync(
         nonlocal message
         message = await send_ok(client, alice["access_token"], room_id, "hi")
 
-    body = await _held(client, bob, body["next_batch"], alice_sends)
+    body = await held_sync(client, bob, body["next_batch"], alice_sends)
     events = body["rooms"]["join"][room_id]["timeline"]["events"]
     assert [e["event_id"] for e in events] == [message]
 
     async def kick() -> None:
         await _post(client, alice, f"/rooms/{room_id}/kick", {"user_id": bob_id})
 
-    body = await _held(client, bob, body["next_batch"], kick)
+    body = await held_sync(client, bob, body["next_batch"], kick)
     assert room_id not in body["rooms"]["join"]
     assert _membership(body, "leave", room_id) == "leave"
 
@@ -171,5 +148,5 @@ async def test_membership_changes_wake_a_waiting_sync(
     async def ban() -> None:
         await _post(client, alice, f"/rooms/{room_id}/ban", {"user_id": bob_id})
 
-    body = await _held(client, bob, quiet["next_batch"], ban)
+    body = await held_sync(client, bob, quiet["next_batch"], ban)
     assert _membership(body, "leave", room_id) == "ban"

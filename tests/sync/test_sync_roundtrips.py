@@ -20,7 +20,7 @@ import httpx
 import pytest
 import trio
 from plait_fixtures import RegisterUser, RunningServer
-from timeline_helpers import V3, bearer, make_room, send_ok, sync
+from timeline_helpers import V3, bearer, held_sync, make_room, send_ok, sync
 
 _IN_SYNC: contextvars.ContextVar[bool] = contextvars.ContextVar("in_sync", default=False)
 _OWN = ("homeserver/sync/", "homeserver/presence.py", "client_api/sync.py")
@@ -202,22 +202,18 @@ async def test_a_long_poll_at_the_current_token_builds_nothing_until_woken(
     assert body["next_batch"] == token and body["rooms"]["join"] == {}
     assert builds == [token]
     builds.clear()
-    result: dict[str, Any] = {}
+    sent: list[str] = []
 
-    async def hold() -> None:
-        result["body"] = await sync(client, bob["access_token"], since=token, timeout=20_000)
+    async def wake_bob() -> None:
+        assert builds == []  # bob waits, nothing built
+        sent.append(await send_ok(client, alice["access_token"], room_id, "wake up"))
 
-    with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(hold)
-            await trio.sleep(0.3)
-            assert builds == []  # bob waits, nothing built
-            sent = await send_ok(client, alice["access_token"], room_id, "wake up")
-    events = result["body"]["rooms"]["join"][room_id]["timeline"]["events"]
-    assert [e["event_id"] for e in events] == [sent]
+    body = await held_sync(client, bob, token, wake_bob)
+    events = body["rooms"]["join"][room_id]["timeline"]["events"]
+    assert [e["event_id"] for e in events] == sent
     assert len(builds) == 1
     # A token behind the current one is answered at once, as before.
     builds.clear()
     body = await sync(client, bob["access_token"], since=token, timeout=20_000)
-    assert [e["event_id"] for e in body["rooms"]["join"][room_id]["timeline"]["events"]] == [sent]
+    assert [e["event_id"] for e in body["rooms"]["join"][room_id]["timeline"]["events"]] == sent
     assert len(builds) == 1
