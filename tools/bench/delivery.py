@@ -64,18 +64,20 @@ async def run(
         sent_at: dict[str, float] = {}
         arrivals: list[dict[str, float]] = [{} for _ in users]
         polls = [RawLongPoll(base_url, user.access_token) for user in users]
-        with trio.move_on_after(min(max_duration, MAX_DURATION)) as scope:
-            async with trio.open_nursery() as nursery:
-                for poll, since, got in zip(polls, starts, arrivals, strict=True):
-                    nursery.start_soon(_receive, poll, room_id, since, got, messages)
-                await trio.sleep(0.2)  # let the receivers start waiting
-                for n in range(messages):
-                    text = f"bench {n}"
-                    sent_at[text] = trio.current_time()
-                    await sender.send(room_id, text)
-                    await trio.sleep(gap)
-        for poll in polls:
-            await poll.aclose()
+        try:
+            with trio.move_on_after(min(max_duration, MAX_DURATION)) as scope:
+                async with trio.open_nursery() as nursery:
+                    for poll, since, got in zip(polls, starts, arrivals, strict=True):
+                        nursery.start_soon(_receive, poll, room_id, since, got, messages)
+                    await trio.sleep(0.2)  # let the receivers start waiting
+                    for n in range(messages):
+                        text = f"bench {n}"
+                        sent_at[text] = trio.current_time()
+                        await sender.send(room_id, text)
+                        await trio.sleep(gap)
+        finally:
+            for poll in polls:
+                await poll.aclose()
         samples = [got[t] - sent_at[t] for got in arrivals for t in got if t in sent_at]
         delivered = sum(len(got) for got in arrivals)
     return {
