@@ -101,6 +101,14 @@ DEFAULT_POOL_SIZE = default_pool_size(_usable_cores())
 SQLITE_READER_CACHE_KIB = 512
 SQLITE_WRITER_CACHE_KIB = 512
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# The writer copies the write-ahead log back into the database file (a
+# checkpoint) in the commit that takes the log past this many pages, and every
+# write queued behind it waits. Most of a checkpoint's cost is the fsync of the
+# log's new pages, so it grows with the log: at SQLite's default of 1,000 pages
+# (4 MiB) a checkpoint held the writer 7-9 ms, at 250 pages about 3 ms, for the
+# same total work. Measured on the delivery benchmark (10 receivers, 6 runs
+# each): p99 15.1 -> 12.9 ms, p50 and sends/s unchanged.
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 250
 # A worker without a job for this long closes its connection and ends.
 WORKER_IDLE_S = 30.0
 # A worker replaces a PostgreSQL connection older than this before its next job
@@ -125,7 +133,14 @@ def with_search_path(url: str, schema: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _sqlite_engine(url: str, *, begin: str, pool_size: int, cache_kib: int | None = None) -> Engine:
+def _sqlite_engine(
+    url: str,
+    *,
+    begin: str,
+    pool_size: int,
+    cache_kib: int | None = None,
+    autocheckpoint: int | None = None,
+) -> Engine:
     # One connection per worker, and one more for callers of ``Database.engine``.
     engine = sa.create_engine(
         url,
@@ -147,6 +162,8 @@ def _sqlite_engine(url: str, *, begin: str, pool_size: int, cache_kib: int | Non
         cursor.execute("PRAGMA synchronous=NORMAL")
         if cache_kib is not None:
             cursor.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
+        if autocheckpoint is not None:
+            cursor.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
         cursor.close()
 
     def _do_begin(pool_connection: Any) -> None:
@@ -379,7 +396,11 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             readers = pool_size or DEFAULT_SQLITE_READERS
             self._writer = _sqlite_engine(
-                self.url, begin="BEGIN IMMEDIATE", pool_size=1, cache_kib=SQLITE_WRITER_CACHE_KIB
+                self.url,
+                begin="BEGIN IMMEDIATE",
+                pool_size=1,
+                cache_kib=SQLITE_WRITER_CACHE_KIB,
+                autocheckpoint=SQLITE_WAL_AUTOCHECKPOINT_PAGES,
             )
             self._reader = _sqlite_engine(
                 self.url, begin="BEGIN", pool_size=readers, cache_kib=SQLITE_READER_CACHE_KIB

@@ -465,6 +465,28 @@ async def test_sqlite_readers_and_the_writer_keep_a_small_page_cache(
     assert writer == -SQLITE_WRITER_CACHE_KIB
 
 
+async def test_the_sqlite_writer_checkpoints_its_log_every_few_pages(tmp_path: Path) -> None:
+    """The write-ahead log is copied back often, so a checkpoint is short: after about
+    5 MB of writes the log file has stayed under 2 MiB (SQLite's default threshold,
+    1,000 pages, lets it reach 4 MiB)."""
+    path = tmp_path / "wal.db"
+    database = Database(f"sqlite:///{path}")
+    try:
+        await database.run(
+            lambda conn: conn.exec_driver_sql("CREATE TABLE blobs (id INTEGER PRIMARY KEY, v TEXT)")
+        )
+        for i in range(160):  # 160 transactions of 32 KiB
+            await database.run(
+                lambda conn, i=i: conn.exec_driver_sql(
+                    "INSERT INTO blobs (id, v) VALUES (?, ?)", (i, "x" * 32768)
+                )
+            )
+        wal = (tmp_path / "wal.db-wal").stat().st_size
+    finally:
+        await database.aclose()
+    assert wal < 2 * 1024 * 1024
+
+
 async def test_a_connection_given_back_to_the_pool_after_reads_opens_real_transactions(
     database_url: str,
 ) -> None:
