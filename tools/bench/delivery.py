@@ -23,7 +23,13 @@ from typing import Any
 
 import trio
 
-from tools.bench.matrix_client import RawLongPoll, open_client, register, summary_ms
+from tools.bench.matrix_client import (
+    RawLongPoll,
+    open_client,
+    register,
+    send_numbered,
+    summary_ms,
+)
 
 MAX_RECEIVERS = 500
 MAX_MESSAGES = 5000
@@ -70,11 +76,7 @@ async def run(
                     for poll, since, got in zip(polls, starts, arrivals, strict=True):
                         nursery.start_soon(_receive, poll, room_id, since, got, messages)
                     await trio.sleep(0.2)  # let the receivers start waiting
-                    for n in range(messages):
-                        text = f"bench {n}"
-                        sent_at[text] = trio.current_time()
-                        await sender.send(room_id, text)
-                        await trio.sleep(gap)
+                    await send_numbered(sender, room_id, messages, gap, sent_at)
         finally:
             for poll in polls:
                 await poll.aclose()

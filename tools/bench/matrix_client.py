@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import httpx
@@ -79,6 +79,22 @@ class User:
 
     async def sync(self, since: str | None, timeout_ms: int) -> dict[str, Any]:
         return await self.request("GET", f"{V3}/sync", params=sync_params(since, timeout_ms))
+
+
+class Sender(Protocol):
+    async def send(self, room_id: str, text: str) -> str: ...
+
+
+async def send_numbered(
+    sender: Sender, room_id: str, count: int, gap: float, sent_at: dict[str, float]
+) -> None:
+    """Send "bench 0" to "bench {count - 1}", ``gap`` seconds apart; note when each
+    send started (the trio clock) in ``sent_at``."""
+    for n in range(count):
+        text = f"bench {n}"
+        sent_at[text] = trio.current_time()
+        await sender.send(room_id, text)
+        await trio.sleep(gap)
 
 
 SYNC_FILTER = '{"room":{"timeline":{"limit":1000}}}'

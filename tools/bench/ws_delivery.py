@@ -32,6 +32,7 @@ from tools.bench.common import (
     run_main,
     summary_ms,
 )
+from tools.bench.matrix_client import send_numbered
 
 WS_PATH = "/_plait/client/v1/ws"
 MAX_RECEIVERS = 500
@@ -143,11 +144,7 @@ async def latency(
                         _receive_poll, user, room_id, since, got, messages, countdown
                     )
                 await trio.sleep(0.5)  # let every receiver start waiting
-                for n in range(messages):
-                    text = f"bench {n}"
-                    sent_at[text] = trio.current_time()
-                    await sender.send(room_id, text)
-                    await trio.sleep(gap)
+                await send_numbered(sender, room_id, messages, gap, sent_at)
                 with trio.move_on_after(60):
                     await countdown.done.wait()
                 nursery.cancel_scope.cancel()
