@@ -5,13 +5,19 @@ from __future__ import annotations
 import pytest
 from plait_fixtures import RunningServer
 
-from tools.bench import delivery, throughput
+from tools.bench import delivery, throughput, ws_delivery
 
 
 async def test_delivery_benchmark_runs(server: RunningServer) -> None:
     result = await delivery.run(server.base_url, receivers=2, messages=3, gap=0.0)
     assert result["delivered"] == result["expected"] == 6
     assert result["latency"]["count"] == 6
+
+
+async def test_ws_delivery_benchmark_runs(server: RunningServer) -> None:
+    result = await ws_delivery.latency(server.base_url, receivers=2, messages=3, gap=0.0)
+    assert not result["timed_out"]
+    assert result["websocket"]["count"] == result["longpoll"]["count"] == 6
 
 
 async def test_throughput_benchmark_runs(server: RunningServer) -> None:
